@@ -1,0 +1,12 @@
+"""scoresample: training-free score-based samplers for Bayesian inference in JAX.
+
+NumPyro kernels (drop-ins for NUTS): RandomizedMidpoint.
+BlackJAX-style algorithms: rmp.
+"""
+
+from scoresample.infer import RandomizedMidpoint, ScoreSampleKernel
+from scoresample.samplers.rmp import rmp
+
+__version__ = "0.1.0"
+
+__all__ = ["RandomizedMidpoint", "ScoreSampleKernel", "rmp"]

@@ -1,0 +1,51 @@
+"""NumPyro kernel for randomized-midpoint Langevin (``scoresample.samplers.rmp``)."""
+
+from __future__ import annotations
+
+from scoresample.infer.base import ScoreSampleKernel
+from scoresample.samplers import rmp
+
+
+class RandomizedMidpoint(ScoreSampleKernel):
+    """Randomized-midpoint Langevin Monte Carlo, a drop-in for ``numpyro.infer.NUTS``.
+
+    Shen & Lee (2019), "The randomized midpoint method for log-concave sampling"; the kinetic
+    step as in Yu, Karagulyan & Dalalyan (2023/24). Unadjusted (no Metropolis test): the bias is
+    controlled by the step size, which warmup adapts by dual averaging towards ``target_accept``
+    of a one-step HMC test that is computed, not applied (``scoresample.adapt.step_size``).
+
+    One MCMC iteration is ``num_steps`` Langevin steps (2 gradients each) of one chain.
+
+    Args:
+        friction: γ in whitened coordinates (default 2: critical damping at unit curvature).
+        num_steps: steps per MCMC iteration (default 10: with h ≈ 0.5–1 and γ = 2, ten steps span
+            several relaxation times, so consecutive draws are nearly independent on a whitened
+            Gaussian).
+        variant: "kinetic" (default) or "overdamped".
+        target_accept: default 0.97, measured: on eight schools (non-centred) 0.9 left one of
+            four chains with a step size that diverged (sd of theta[1] +90%), 0.97 and 0.99 gave
+            |z| < 0.03 and sd errors < 3% for every parameter; on the κ = 100 Gaussian without
+            preconditioning (tests/test_adapt.py) 0.97 keeps every sd within 3%.
+        All common parameters of :class:`~scoresample.infer.base.ScoreSampleKernel`.
+    """
+
+    default_target_accept = 0.97
+
+    def __init__(
+        self,
+        model=None,
+        potential_fn=None,
+        *,
+        friction=rmp.DEFAULT_FRICTION,
+        num_steps=10,
+        variant="kinetic",
+        **kwargs,
+    ):
+        rmp.validate_params(None, friction, num_steps, variant)
+        self._friction = float(friction)
+        self._num_steps = num_steps
+        self._variant = variant
+        super().__init__(model, potential_fn, **kwargs)
+
+    def _build_spec(self):
+        return rmp.spec(self._friction, self._num_steps, self._variant)

@@ -1,0 +1,99 @@
+"""What every sampler module shares: flat-array plumbing and the spec the NumPyro front consumes.
+
+A sampler module (BlackJAX style) exposes ``init``, ``build_kernel`` and ``as_top_level_api`` on
+pytree positions. For the NumPyro front it also exposes a :class:`SamplerSpec`: the same kernel,
+on flat (whitened) positions, with its hyper-parameters bound, plus the facts the warmup needs
+(per-chain or population, how to probe the step size).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+
+class SamplerSpec(NamedTuple):
+    """A sampler as the NumPyro front sees it, on flat positions in whitened coordinates.
+
+    init(rng_key, position, logdensity_fn) -> state, where ``state.position`` and
+        ``state.logdensity`` exist (a leading population axis for population samplers).
+    step(rng_key, state, logdensity_fn, step_size) -> (state, info); ``info.num_grad_evals`` and
+        ``info.num_density_evals`` are the costs of that call *per chain or particle*: a gradient
+        evaluation (which also returns the density) counts once as a gradient; a density evaluation
+        without gradient counts as a density evaluation.
+    step_size_probe(rng_key, state, logdensity_fn, step_size) -> (acceptance, num_grad_evals) or
+        None when the sampler has no step size to adapt. The acceptance is computed, not applied.
+    is_population: the chains are one population (NumPyro ensemble kernel).
+    uses_gradients: False for gradient-free samplers (nothing may call jax.grad on the target).
+    """
+
+    init: Callable
+    step: Callable
+    step_size_probe: Callable | None
+    is_population: bool = False
+    uses_gradients: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingAPI:
+    """``scoresample.<algo>``: call it for a ``blackjax.base.SamplingAlgorithm``; ``.init`` and
+    ``.build_kernel`` are the module functions, as for ``blackjax.<algo>``."""
+
+    as_top_level_api: Callable
+    init: Callable
+    build_kernel: Callable
+
+    def __call__(self, *args, **kwargs):
+        return self.as_top_level_api(*args, **kwargs)
+
+
+def flat_logdensity(logdensity_fn: Callable, unravel_fn: Callable) -> Callable:
+    """Turn a log density on pytrees into one on flat arrays."""
+    return lambda x: logdensity_fn(unravel_fn(x))
+
+
+def value_and_grad_finite(logdensity_fn: Callable, x):
+    """(log density, gradient) at x; a non-finite value or gradient becomes (-inf, 0).
+
+    The caller marks the draw diverging from the -inf; zeroing the gradient keeps NaN out of the
+    arithmetic that follows, so one bad point never poisons a whole vectorized batch.
+    """
+    value, grad = jax.value_and_grad(logdensity_fn)(x)
+    ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
+    return jnp.where(ok, value, -jnp.inf), jnp.where(ok, grad, jnp.zeros_like(grad))
+
+
+def ravel_position(position: Any):
+    """Flatten a pytree position; returns (flat array, unravel function)."""
+    return ravel_pytree(position)
+
+
+def check_positive(name: str, value, *, allow_zero: bool = False):
+    """Raise a ValueError naming the hyper-parameter unless it is a finite positive number."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a number, got {value!r}") from err
+    ok = v >= 0 if allow_zero else v > 0
+    if not (ok and v == v and v != float("inf")):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a finite {bound} number, got {value!r}")
+    return v
+
+
+def check_positive_int(name: str, value):
+    """Raise a ValueError naming the hyper-parameter unless it is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value, choices):
+    """Raise a ValueError naming the hyper-parameter unless value is one of choices."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value

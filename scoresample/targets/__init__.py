@@ -1,0 +1,31 @@
+"""Benchmark targets with exact (or reference) answers, as log densities and NumPyro models."""
+
+from scoresample.targets.base import Target
+from scoresample.targets.gaussians import (
+    anisotropic_gaussian,
+    ill_conditioned_gaussian,
+    isotropic_gaussian,
+)
+from scoresample.targets.mixtures import gaussian_mixture, two_mode_mixture, unequal_mixture_2d
+from scoresample.targets.posteriors import (
+    eight_schools,
+    eight_schools_constrained,
+    eight_schools_model,
+    german_credit,
+    german_credit_model,
+)
+
+__all__ = [
+    "Target",
+    "anisotropic_gaussian",
+    "eight_schools",
+    "eight_schools_constrained",
+    "eight_schools_model",
+    "gaussian_mixture",
+    "german_credit",
+    "german_credit_model",
+    "ill_conditioned_gaussian",
+    "isotropic_gaussian",
+    "two_mode_mixture",
+    "unequal_mixture_2d",
+]
