@@ -145,6 +145,11 @@ def test_potential_fn_only_and_exact_cost_counters(name):
     assert calls["n"] == reported, (calls["n"], reported)
     x = np.asarray(mcmc.get_samples())
     assert x.shape[-1] == 3 and np.all(np.isfinite(x))
+    # potential_energy is the potential at the recorded draw (in x, not whitened coordinates).
+    pe = np.asarray(ef["potential_energy"]).reshape(-1)
+    np.testing.assert_allclose(
+        pe, 0.5 * np.sum((x.reshape(-1, 3) - 1.0) ** 2, -1), rtol=1e-3, atol=1e-3
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)

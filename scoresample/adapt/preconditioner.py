@@ -57,14 +57,16 @@ def to_whitened(precond: Preconditioner, x):
 
 
 def log_det_scale(precond: Preconditioner):
-    """log |det L|: log Z in x-coordinates = log Z of the whitened density + log |det L|."""
+    """log |det L| of the whitening map."""
     diag = jnp.diagonal(precond.scale) if is_dense(precond) else precond.scale
     return jnp.sum(jnp.log(jnp.abs(diag)))
 
 
 def whitened_logdensity(logdensity_fn: Callable, precond: Preconditioner) -> Callable:
-    """z ↦ log p(m + L z). The constant log |det L| is left out (see :func:`log_det_scale`)."""
-    return lambda z: logdensity_fn(to_position(precond, z))
+    """z ↦ log p(m + L z) + log |det L|: the density of z = L⁻¹(x - m), with the same
+    normalising constant as p (so evidence estimates in z are evidence estimates in x)."""
+    offset = log_det_scale(precond)
+    return lambda z: logdensity_fn(to_position(precond, z)) + offset.astype(z.dtype)
 
 
 def scale_from_covariance(cov, dense: bool):

@@ -5,6 +5,9 @@ postprocessing to constrained sites), flattening, the whitening by the precondit
 adaptation, divergence handling, cost counters, and the per-chain / population switch. A sampler
 contributes only its :class:`~scoresample.samplers.base.SamplerSpec`.
 
+Whitened log densities carry log |det L| (``whitened_logdensity``), so a sampler's evidence
+estimate in z is the evidence in x; ``potential_energy`` is reported in x (the offset removed).
+
 Cost counters (extra fields ``num_grad_evals``, ``num_density_evals``) are per iteration and per
 chain (for population kernels: per particle, the population's cost divided by its size). The
 first iteration also carries the cost of the initialisation (MAP search and Laplace Hessian, a
@@ -30,6 +33,7 @@ from scoresample.adapt.preconditioner import (
     find_map,
     identity_preconditioner,
     laplace_covariance,
+    log_det_scale,
     pool_laplace,
     scale_from_covariance,
     to_position,
@@ -291,7 +295,7 @@ class ScoreSampleKernel(MCMCKernel):
         return ScoreSampleState(
             i=jnp.asarray(0, jnp.int32),
             z=unravel(x_start),
-            potential_energy=-sampler_state.logdensity,
+            potential_energy=log_det_scale(precond) - sampler_state.logdensity,
             diverging=jnp.zeros(shape, bool),
             num_grad_evals=jnp.full(shape, grad_count + n_grad, jnp.int32),
             num_density_evals=jnp.full(shape, n_dens, jnp.int32),
@@ -367,7 +371,7 @@ class ScoreSampleKernel(MCMCKernel):
         return ScoreSampleState(
             i=state.i + 1,
             z=unravel(x),
-            potential_energy=-sampler_state.logdensity,
+            potential_energy=log_det_scale(adapt.precond) - sampler_state.logdensity,
             diverging=~ok,
             num_grad_evals=n_grad,
             num_density_evals=n_dens,
