@@ -317,7 +317,16 @@ class ScoreSampleKernel(MCMCKernel):
         ld_z = whitened_logdensity(logdensity_x, adapt.precond)
         key, k_step, k_probe, k_reinit = jax.random.split(state.rng_key, 4)
 
-        proposed, info = spec.step(k_step, state.sampler_state, ld_z, adapt.step_size)
+        step_args = (k_step, state.sampler_state, ld_z, adapt.step_size)
+        if spec.warmup_step is not None and config.num_warmup > 0:
+            proposed, info = jax.lax.cond(
+                state.i < config.num_warmup,
+                lambda a: spec.warmup_step(*a),
+                lambda a: spec.step(*a),
+                step_args,
+            )
+        else:
+            proposed, info = spec.step(*step_args)
         pos = proposed.position
         ok = ~jnp.asarray(info.diverging) & jnp.isfinite(proposed.logdensity)
         ok = ok & jnp.all(jnp.isfinite(pos), axis=-1)

@@ -29,6 +29,8 @@ class SamplerSpec(NamedTuple):
         None when the sampler has no step size to adapt. The acceptance is computed, not applied.
     is_population: the chains are one population (NumPyro ensemble kernel).
     uses_gradients: False for gradient-free samplers (nothing may call jax.grad on the target).
+    warmup_step: optional step with the signature of ``step`` used instead of it during warmup
+        (e.g. one that also trains a control); its state and info must have the same structure.
     """
 
     init: Callable
@@ -36,6 +38,7 @@ class SamplerSpec(NamedTuple):
     step_size_probe: Callable | None
     is_population: bool = False
     uses_gradients: bool = True
+    warmup_step: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
