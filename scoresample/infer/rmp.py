@@ -17,10 +17,9 @@ class RandomizedMidpoint(ScoreSampleKernel):
     One MCMC iteration is ``num_steps`` Langevin steps (2 gradients each) of one chain.
 
     Args:
-        friction: γ in whitened coordinates (default 2: critical damping at unit curvature).
-        num_steps: steps per MCMC iteration (default 10: with h ≈ 0.5–1 and γ = 2, ten steps span
-            several relaxation times, so consecutive draws are nearly independent on a whitened
-            Gaussian).
+        friction: γ in whitened coordinates (default 1, measured: see ``samplers/rmp.py``).
+        num_steps: steps per MCMC iteration (default 10: with the adapted h ≈ 0.25–0.5 and γ = 1,
+            ten steps span a few relaxation times of a whitened Gaussian).
         variant: "kinetic" (default) or "overdamped".
         target_accept: default 0.97, measured: on eight schools (non-centred) 0.9 left one of
             four chains with a step size that diverged (sd of theta[1] +90%), 0.97 and 0.99 gave

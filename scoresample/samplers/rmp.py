@@ -10,8 +10,11 @@ Kinetic Langevin with friction γ and inverse mass u, targeting p(x) ∝ exp(log
     dx = v dt,  dv = -γ v dt + u ∇log p(x) dt + sqrt(2γu) dB,  invariant p(x) ⊗ N(0, u I).
 One step costs two gradients: one at the random midpoint, one at the end point (cached).
 
-Defaults: friction γ = 2 is critical damping of a unit-curvature oscillator, the right scale in
-the whitened coordinates the NumPyro front runs in (curvature ≈ 1 after preconditioning).
+Defaults: friction γ = 1 in the whitened coordinates the NumPyro front runs in (curvature ≈ 1
+after preconditioning). Measured (8 chains, 5 steps per draw, target_accept 0.97): min bulk ESS
+per gradient 0.030 / 0.012 on eight schools and 0.032 / 0.014 on the κ = 1e4 Gaussian (d = 100)
+for γ = 1 / γ = 2; γ = 0.5 diverged on eight schools. (γ = 2, critical damping at unit
+curvature, relaxes the mean fastest but random-walks the variance.)
 There is no default step size in the BlackJAX-style API (the caller chooses); the NumPyro front
 adapts it in warmup (see ``scoresample.adapt.step_size``).
 """
@@ -43,7 +46,7 @@ from scoresample.samplers.base import (
 __all__ = ["RMPState", "RMPInfo", "init", "build_kernel", "as_top_level_api", "rmp", "spec"]
 
 VARIANTS = ("kinetic", "overdamped")
-DEFAULT_FRICTION = 2.0
+DEFAULT_FRICTION = 1.0
 
 
 class RMPState(NamedTuple):
@@ -175,7 +178,7 @@ def as_top_level_api(
     """BlackJAX-style RMP: ``alg.init(position, rng_key)``, ``alg.step(rng_key, state)``.
 
     step_size: h, no default (for a target of unit scale 0.5–1 works; larger scales need larger h).
-    friction: γ (default 2, critical damping at unit curvature). num_steps: steps per ``step``.
+    friction: γ (default 1, measured; see the module docstring). num_steps: steps per ``step``.
     variant: "kinetic" (default) or "overdamped". inverse_mass: u, a scalar or a flat array.
     """
     validate_params(step_size, friction, num_steps, variant)
