@@ -5,8 +5,10 @@ BlackJAX-style algorithms: rmp.
 """
 
 from scoresample.infer import RandomizedMidpoint, ScoreSampleKernel
+from scoresample.infer.ensemble import EnsembleDiffusion
+from scoresample.samplers.ensemble import ensemble
 from scoresample.samplers.rmp import rmp
 
 __version__ = "0.1.0"
 
-__all__ = ["RandomizedMidpoint", "ScoreSampleKernel", "rmp"]
+__all__ = ["EnsembleDiffusion", "ensemble", "RandomizedMidpoint", "ScoreSampleKernel", "rmp"]

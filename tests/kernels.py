@@ -4,9 +4,15 @@ Each entry: name -> (factory(model=None, potential_fn=None, **kw) with small, fa
 is_population). Population kernels need chain_method="vectorized".
 """
 
-from scoresample import RandomizedMidpoint
+from scoresample import EnsembleDiffusion, RandomizedMidpoint
 
 KERNELS = {
+    "EnsembleDiffusion": (
+        lambda model=None, potential_fn=None, **kw: EnsembleDiffusion(
+            model, potential_fn, **{"num_steps": 8, "num_samples": 2, **kw}
+        ),
+        True,
+    ),
     "RandomizedMidpoint": (
         lambda model=None, potential_fn=None, **kw: RandomizedMidpoint(
             model, potential_fn, **{"num_steps": 5, **kw}
@@ -17,6 +23,13 @@ KERNELS = {
 
 # Invalid hyper-parameters each kernel must reject at construction: name -> [(kwargs, param)].
 INVALID_HYPERPARAMETERS = {
+    "EnsembleDiffusion": [
+        ({"num_steps": 0}, "num_steps"),
+        ({"num_samples": 2.5}, "num_samples"),
+        ({"estimator": "kalman"}, "estimator"),
+        ({"warmup_widening": 0.5}, "warmup_widening"),
+        ({"inflation": -1.0}, "inflation"),
+    ],
     "RandomizedMidpoint": [
         ({"step_size": -0.1}, "step_size"),
         ({"friction": 0.0}, "friction"),

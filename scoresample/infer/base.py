@@ -65,9 +65,12 @@ class ScoreSampleState(NamedTuple):
 def _discrete_latent_sites(model, model_args, model_kwargs):
     """Names of the model's unobserved discrete sample sites."""
     with numpyro.handlers.block():
-        tr = numpyro.handlers.trace(numpyro.handlers.seed(model, 0)).get_trace(
-            *model_args, **model_kwargs
-        )
+        # Continuous sites get init_to_uniform values, so improper sites (ImproperUniform,
+        # which cannot be sampled) trace too; discrete sites are sampled as usual.
+        seeded = numpyro.handlers.seed(model, 0)
+        tr = numpyro.handlers.trace(
+            numpyro.handlers.substitute(seeded, substitute_fn=init_to_uniform)
+        ).get_trace(*model_args, **model_kwargs)
     return [
         name
         for name, site in tr.items()
@@ -319,11 +322,12 @@ class ScoreSampleKernel(MCMCKernel):
 
         step_args = (k_step, state.sampler_state, ld_z, adapt.step_size)
         if spec.warmup_step is not None and config.num_warmup > 0:
+            # The log density is a function, not an operand of lax.cond: close over it.
             proposed, info = jax.lax.cond(
                 state.i < config.num_warmup,
-                lambda a: spec.warmup_step(*a),
-                lambda a: spec.step(*a),
-                step_args,
+                lambda a: spec.warmup_step(a[0], a[1], ld_z, a[2]),
+                lambda a: spec.step(a[0], a[1], ld_z, a[2]),
+                (k_step, state.sampler_state, adapt.step_size),
             )
         else:
             proposed, info = spec.step(*step_args)

@@ -1,7 +1,7 @@
 """One module per algorithm, BlackJAX style: State/Info NamedTuples, init, build_kernel,
 as_top_level_api, plus a ``spec`` for the NumPyro front."""
 
-from scoresample.samplers import rmp
+from scoresample.samplers import ensemble, rmp
 from scoresample.samplers.base import SamplerSpec
 
-__all__ = ["SamplerSpec", "rmp"]
+__all__ = ["ensemble", "SamplerSpec", "rmp"]
