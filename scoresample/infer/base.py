@@ -20,8 +20,11 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.infer.util import initialize_model
@@ -82,6 +85,23 @@ def _discrete_latent_sites(model, model_args, model_kwargs):
     ]
 
 
+def shard_leading_axis(tree, num_chains: int):
+    """Place every leaf whose leading axis is the chain/particle axis on a 1-D device mesh,
+    split along that axis; other leaves are replicated. The jitted sampling loop then runs
+    each device's chains (or particles) where they live; population reductions (pooled
+    estimates, resampling) become cross-device collectives inserted by XLA (GSPMD). The same
+    code runs multi-host under ``jax.distributed`` (``jax.devices()`` is then global)."""
+    mesh = Mesh(np.array(jax.devices()), ("chains",))
+    split, replicated = NamedSharding(mesh, P("chains")), NamedSharding(mesh, P())
+
+    def place(x):
+        if hasattr(x, "shape") and x.ndim >= 1 and x.shape[0] == num_chains:
+            return jax.device_put(x, split)
+        return jax.device_put(x, replicated)
+
+    return jax.tree.map(place, tree)
+
+
 def _select(ok, new, old):
     """Where ok (scalar, or per particle on a leading axis), take new, else old."""
 
@@ -107,6 +127,9 @@ class ScoreSampleKernel(MCMCKernel):
         dense_mass: dense L (default: when d ≤ 200) or diagonal.
         inflation: multiply L by this (> 1 widens the reference of diffusion samplers).
         map_iters: L-BFGS iterations of the MAP search (default 200).
+        shard_chains: split vectorized chains (population: particles) over ``jax.devices()``.
+            None (default) shards when the host has several accelerators (GPU/TPU), never on
+            CPU; True forces it (e.g. CPU devices from --xla_force_host_platform_device_count).
     """
 
     sample_field = "z"
@@ -127,6 +150,7 @@ class ScoreSampleKernel(MCMCKernel):
         dense_mass=None,
         inflation=1.0,
         map_iters=200,
+        shard_chains=None,
     ):
         if (model is None) == (potential_fn is None):
             raise ValueError("Exactly one of `model` or `potential_fn` must be given.")
@@ -150,6 +174,7 @@ class ScoreSampleKernel(MCMCKernel):
         self._dense_mass = dense_mass
         self._inflation = float(inflation)
         self._map_iters = map_iters
+        self._shard_chains = shard_chains
         self._spec: SamplerSpec = self._build_spec()
         self._potential_fn_gen = None
         self._postprocess_fn = None
@@ -237,7 +262,25 @@ class ScoreSampleKernel(MCMCKernel):
         else:
             init_fn = lambda k, x: self._init_chain(k, x, model_args, model_kwargs)
             self._sample_fn = self._sample_state
-        return jax.jit(init_fn)(rng_key, x0)
+        state = jax.jit(init_fn)(rng_key, x0)
+        if batched and self._use_sharding(x0.shape[0]):
+            state = shard_leading_axis(state, x0.shape[0])
+        return state
+
+    def _use_sharding(self, num_chains: int) -> bool:
+        devices = jax.devices()
+        if self._shard_chains is None:  # auto: every accelerator of the host, never fake CPUs
+            wanted = len(devices) > 1 and devices[0].platform != "cpu"
+        else:
+            wanted = bool(self._shard_chains) and len(devices) > 1
+        if wanted and num_chains % len(devices):
+            if self._shard_chains:
+                raise ValueError(
+                    f"shard_chains=True needs num_chains ({num_chains}) divisible by the number "
+                    f"of devices ({len(devices)})."
+                )
+            return False
+        return wanted
 
     def sample(self, state, model_args, model_kwargs):
         return self._sample_fn(state, model_args, model_kwargs or {})
