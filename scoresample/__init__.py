@@ -12,3 +12,8 @@ from scoresample.samplers.rmp import rmp
 __version__ = "0.1.0"
 
 __all__ = ["EnsembleDiffusion", "ensemble", "RandomizedMidpoint", "ScoreSampleKernel", "rmp"]
+
+from scoresample.infer.cmcd import CMCD  # noqa: E402
+from scoresample.samplers.cmcd import cmcd  # noqa: E402
+
+__all__ += ["CMCD", "cmcd"]

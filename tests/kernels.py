@@ -38,3 +38,22 @@ INVALID_HYPERPARAMETERS = {
         ({"target_accept": 1.5}, "target_accept"),
     ],
 }
+
+# Controlled Monte Carlo diffusions (issue 4): a short population sweep.
+from scoresample import CMCD  # noqa: E402
+
+KERNELS["CMCD"] = (
+    lambda model=None, potential_fn=None, **kw: CMCD(
+        model, potential_fn, **{"num_steps": 8, "num_blocks": 2, "num_mala_steps": 1, **kw}
+    ),
+    True,
+)
+INVALID_HYPERPARAMETERS["CMCD"] = [
+    ({"num_steps": 0}, "num_steps"),
+    ({"num_blocks": 9, "num_steps": 8}, "num_blocks"),
+    ({"ess_threshold": 1.5}, "ess_threshold"),
+    ({"schedule": "sideways"}, "schedule"),
+    ({"control": "neural"}, "control"),
+    ({"num_mala_steps": -1}, "num_mala_steps"),
+    ({"control": "learned", "control_kwargs": {"learning_rate": 0.0}}, "learning_rate"),
+]

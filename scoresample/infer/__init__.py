@@ -5,3 +5,7 @@ from scoresample.infer.ensemble import EnsembleDiffusion
 from scoresample.infer.rmp import RandomizedMidpoint
 
 __all__ = ["EnsembleDiffusion", "RandomizedMidpoint", "ScoreSampleKernel", "ScoreSampleState"]
+
+from scoresample.infer.cmcd import CMCD  # noqa: E402
+
+__all__ += ["CMCD"]

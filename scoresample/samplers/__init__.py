@@ -5,3 +5,7 @@ from scoresample.samplers import ensemble, rmp
 from scoresample.samplers.base import SamplerSpec
 
 __all__ = ["ensemble", "SamplerSpec", "rmp"]
+
+from scoresample.samplers import cmcd  # noqa: E402
+
+__all__ += ["cmcd"]

@@ -1,11 +1,13 @@
 """Benchmark targets with exact (or reference) answers, as log densities and NumPyro models."""
 
 from scoresample.targets.base import Target
+from scoresample.targets.funnel import funnel
 from scoresample.targets.gaussians import (
     anisotropic_gaussian,
     ill_conditioned_gaussian,
     isotropic_gaussian,
 )
+from scoresample.targets.manywell import manywell
 from scoresample.targets.mixtures import gaussian_mixture, two_mode_mixture, unequal_mixture_2d
 from scoresample.targets.posteriors import (
     eight_schools,
@@ -21,11 +23,13 @@ __all__ = [
     "eight_schools",
     "eight_schools_constrained",
     "eight_schools_model",
+    "funnel",
     "gaussian_mixture",
     "german_credit",
     "german_credit_model",
     "ill_conditioned_gaussian",
     "isotropic_gaussian",
+    "manywell",
     "two_mode_mixture",
     "unequal_mixture_2d",
 ]
