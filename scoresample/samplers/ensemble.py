@@ -34,8 +34,18 @@ never a gradient (num_grad_evals = 0), so log π may be non-differentiable (step
 ``jax.pure_callback`` simulators). A particle whose final density is not finite, or whose
 weights were all zero at some step, keeps its previous state and is marked ``diverging``.
 
-Defaults (measured, see benchmarks/results/ensemble.md and tests/test_ensemble.py): K = 32
-Euler steps and M = 4 proposals per particle and step.
+Defaults (measured on this repository's targets through the NumPyro front, N = 128–256
+particles, 100 warmup iterations; tests/test_ensemble.py, benchmarks/results/ensemble.md):
+K = 32 Euler steps and M = 4 proposals per particle and step (129 evaluations per draw) give
+mode weights within 0.015 on the 2-D unequal 4-mode mixture and sds within 4.5% on a d = 10
+Gaussian; M = 8 was no better on the mixture. warmup_widening W = 4 (reference widened by
+c = W^(1/d) during warmup only): with W = 1 the warmup locked onto the modes it found first
+(weights 0/0/.43/.57 and 1/0/0/0 for true .1/.2/.3/.4, two seeds); W = 2.25, 4 and 9 all gave
+errors ≤ 0.011; on the d = 10 Gaussian W = 4 and 16 gave sd errors of 4% and 4.5%. Sampling
+uses the whitened reference itself (inflation 1): inflation 1.5 and 2 made the d = 10 sds 10%
+and 19% too wide, because self-normalised importance sampling with few effective points shrinks
+the estimated posterior mean towards the proposal's centre, i.e. weakens the drift, more so the
+narrower the target is relative to the reference.
 """
 
 from __future__ import annotations
