@@ -13,6 +13,10 @@ __version__ = "0.1.0"
 
 __all__ = ["EnsembleDiffusion", "ensemble", "RandomizedMidpoint", "ScoreSampleKernel", "rmp"]
 
+from scoresample.checkpoint import run_checkpointed  # noqa: E402
+
+__all__ += ["run_checkpointed"]
+
 from scoresample.infer.cmcd import CMCD  # noqa: E402
 from scoresample.samplers.cmcd import cmcd  # noqa: E402
 
