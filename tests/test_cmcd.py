@@ -11,7 +11,9 @@ from numpyro.infer import MCMC
 from scipy import stats
 
 import scoresample
+from scoresample.adapt.control import mlp_control, train_control
 from scoresample.diagnostics import mode_weights
+from scoresample.diffusion.annealing import linear_schedule
 from scoresample.samplers import cmcd as C
 from scoresample.targets import funnel, isotropic_gaussian, manywell, unequal_mixture_2d
 
@@ -143,3 +145,62 @@ def test_unequal_mixture_weights_and_evidence_through_numpyro():
 
 
 # -- learned control -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_manywell_log_z():
+    """ManyWell with 4 pairs (d = 8, 16 modes of unequal mass), exact log Z by quadrature.
+
+    Reference N(0, 1.5² I), K = 256, ε = 0.01 (reference units), resampling at 8 block ends.
+    Per-sweep sd of log Ẑ measured 0.14 at N = 1024, so ≈ 0.1 at N = 2048 and ≈ 0.04 for the
+    mean of 6 sweeps: 0.1 is a 2.5σ bound.
+    """
+    target = manywell(4)
+    s = 1.5
+    ld = lambda y: target.logdensity_fn(s * y) + target.dim * jnp.log(s)
+    betas = linear_schedule(256)
+    f = jax.jit(
+        jax.vmap(
+            lambda k: C.sweep(k, ld, 2048, target.dim, betas, 0.01, num_blocks=8)[3]["log_z"][0]
+        )
+    )
+    lz = np.asarray(f(jax.random.split(jax.random.key(0), 6)))
+    assert abs(lz.mean() - target.log_z) < 0.1, (lz, target.log_z)
+
+
+@pytest.mark.slow
+def test_learned_control_lowers_log_weight_variance_on_the_funnel():
+    """Same K = 16, ε = 0.05 and reference; Var(log w) over 1024 fresh paths without resampling.
+
+    Measured: 1.9 (zero control) → 1.0 after 100 training sweeps of 256 particles. The bound
+    (factor 0.8) is far outside the sampling error of a variance from 1024 paths (relative sd
+    ≈ sqrt(2/1024) ≈ 4% for Gaussian log w; the funnel's heavier tails measured < 15%).
+    """
+    target = funnel(10)
+    betas = linear_schedule(16)
+    control = mlp_control(hidden=(32, 32), learning_rate=3e-3)
+    ld = target.logdensity_fn
+    params, losses, grads = jax.jit(
+        lambda k: train_control(k, ld, 10, 256, betas, 0.05, control, 100, ess_threshold=0.0)
+    )(jax.random.key(0))
+    losses = np.asarray(losses)
+    assert np.all(np.isfinite(losses)) and losses[-10:].mean() < losses[0]
+    assert int(grads) == 100 * 17  # K + 1 gradients per particle and sweep
+
+    def var_log_w(p):
+        *_, info, _ = C.sweep(
+            jax.random.key(7),
+            ld,
+            1024,
+            10,
+            betas,
+            0.05,
+            ess_threshold=0.0,
+            control_apply=None if p is None else control.apply,
+            control_params=p,
+        )
+        lw = np.asarray(info["log_weights"])
+        return np.var(lw[np.isfinite(lw)])
+
+    v0, v1 = var_log_w(None), var_log_w(params)
+    assert v1 < 0.8 * v0, (v0, v1)
