@@ -16,10 +16,11 @@ backpropagation through the simulator, and no target evaluation in the loss: the
 gradients are reused), so the gradient is cheap and the loss is valid for trajectories simulated
 under an older θ; each sweep therefore feeds ``num_updates`` Adam steps.
 
-Defaults: hidden (64, 64) and Adam with learning rate 1e-3 as in Vargas et al. (2024, App. E);
-gradient clipping at global norm 1 and score clip 100 (ALGORITHMS.md: clip exploding target
-gradients); num_updates 4: measured (funnel, tests/test_cmcd.py), more reuse brought no further
-variance reduction at the same number of sweeps.
+Defaults: hidden (64, 64) and Adam with learning rate 1e-3, the scale used by Vargas et al.
+(2024); gradient clipping at global norm 1 and score clip 100 (ALGORITHMS.md: clip exploding
+target gradients); num_updates 4 (Adam steps per sweep on the same trajectories): a choice, not
+tuned. Measured (tests/test_cmcd.py): on the funnel at K = 16, hidden (32, 32), learning rate
+3e-3, 100 sweeps of 256 particles halve Var(log w) (1.9 → 1.0).
 """
 
 from __future__ import annotations

@@ -67,15 +67,17 @@ class CMCD(ScoreSampleKernel):
 
     Args:
         num_steps: K annealing steps (default 64), one gradient each per particle.
-        schedule: β schedule, "linear" (default, measured), "geometric", "cosine", "power" or an
-            array of K + 1 values.
+        schedule: β schedule, "linear" (default), "geometric", "cosine", "power" or an array
+            of K + 1 values.
         num_blocks: resampling points (default 4). ess_threshold: 0.3 (SCLD).
         num_mala_steps: MALA moves after each resampling (default 0).
         control: "zero" (training-free, default) or "learned". control_kwargs: passed to
             ``mlp_control`` (hidden, learning_rate, num_updates, …).
-        max_score_norm: drift clip (default 1e3, keeps float32 finite in a funnel's neck).
-        target_accept: default 0.9, measured (tests/test_cmcd.py): ε from a 0.9 MALA
-            acceptance kept the Gaussian log Z variance near its minimum over ε.
+        max_score_norm: per-particle clip of the drift norm (default 1e3, a guard against
+            exploding target gradients; the weights stay exact).
+        target_accept: default 0.9 (a choice: the one-step MALA acceptance measures the
+            forward/backward mismatch of one Langevin step, which enters log w at every step;
+            not tuned by measurement).
         All common parameters of :class:`~scoresample.infer.base.ScoreSampleKernel`; the
         default ``step_size`` (initial ε) is 0.1.
     """

@@ -29,14 +29,16 @@ Cost per particle and sweep: K + 1 gradient evaluations (x_0..x_K, each gradient
 backward kernel of its step and the forward kernel of the next) plus one per MALA move.
 
 Defaults and where they come from:
-    num_steps K = 64 and the linear schedule: measured (tests/test_cmcd.py, benchmarks/cmcd.py);
-        the linear path beat geometric and cosine on the Gaussian and funnel log Z variance.
+    num_steps K = 64: a middle value of the K ∈ {32, …, 256} range of Vargas et al. (2024);
+        benchmarks/results/cmcd.md reports the error against K. Linear schedule: the simplest
+        choice (no schedule comparison was measured; geometric, cosine and power are offered).
     ess_threshold 0.3: SCLD (Chen et al. 2025) and ALGORITHMS.md.
-    num_blocks 4: measured; resampling more often than every K/4 steps brought no gain in the
-        benchmark targets.
+    num_blocks 4: a choice, not a measurement (SCLD resamples at a few points of the path);
+        the tests use 8 on ManyWell.
     max_score_norm 1e3: the drift ε(s + u) is clipped per particle to norm ε·1e3 (both in the
-        forward and in the backward kernel, so the weights stay exact): stops exploding
-        gradients (ALGORITHMS.md trap) from overflowing float32 in a funnel's neck.
+        forward and in the backward kernel, so the weights stay exact): a guard against
+        exploding target gradients (ALGORITHMS.md trap), far above the drifts of the test
+        targets; not tuned.
 """
 
 from __future__ import annotations
