@@ -62,7 +62,7 @@ def test_pooled_drift_matches_exact_and_reduces_variance():
     err_pooled = float(jnp.sqrt(jnp.mean((pooled - exact) ** 2)))
     err_single = float(jnp.sqrt(jnp.mean((single - exact) ** 2)))
     assert info.num_density_evals == m and bool(jnp.all(info.ok))
-    # Measured: pooled rms error ≈ 0.1, per-particle ≈ 0.9 (4 draws each).
+    # Measured: pooled rms error 0.056, per-particle 0.98 (4 draws each).
     assert err_pooled < 0.25 and err_single > 3 * err_pooled, (err_pooled, err_single)
 
 

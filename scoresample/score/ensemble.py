@@ -26,6 +26,12 @@ handled in log space (log-sum-exp); points with non-finite log π get weight 0.
 
 Cost: M density evaluations per particle per call, no gradients; O(N² M d) arithmetic for the
 (N, P) weight matrix (pairwise squared distances by one matrix product).
+
+Measured (benchmarks/results/ensemble.md, N = 256, 32 Euler steps, same whitening): with M = 4
+proposals per particle and step the pooled drift gives mode-weight errors of 0.014 (2-D, 4 modes)
+and ≤ 0.012 (two modes, d = 8–32), where the per-particle estimator at the same M gives
+0.07–0.15 and needs about 6× the evaluations (BlackJAX's, M = 24) to match it. On a Gaussian
+population (tests/test_ensemble.py) its rms drift error is about 17× smaller than per particle.
 """
 
 from __future__ import annotations
