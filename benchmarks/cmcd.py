@@ -93,6 +93,39 @@ def train(target, s, eps, K, n_train, iters, seed=0):
     return control, params, float(grads) * n_train, time.perf_counter() - t0, np.asarray(losses)
 
 
+def write_report(rows, particles, sweeps, train, note=""):
+    """Write benchmarks/results/cmcd.{json,md} from the result rows."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cmcd.json").write_text(json.dumps(rows, indent=1))
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# CMCD: log Z error vs K (issue 4)",
+        "",
+        f"Command: `nice -n 10 .venv/bin/python -m benchmarks.cmcd --particles {particles} "
+        f"--sweeps {sweeps} --train {train}` ({date}, 2 shared CPU cores, load ≈ 20).",
+        "",
+        f"log Z error = mean ± sd over {sweeps} independent sweeps of {particles} "
+        "particles. Grads = gradient evaluations per particle per sweep (K + 1 + MALA moves). "
+        "Learned-control training cost is separate (train grads: total over all training "
+        "particles). Published CMCD (Vargas et al. 2024): Funnel-10 -0.019 ± 0.064 at K = 256.",
+        "",
+        "| target | sampler | K | log Z error | ESS | grads/particle | s/sweep | train grads"
+        " | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ess = "" if r["ess"] is None else f"{r['ess']:.0f}"
+        lines.append(
+            f"| {r['target']} | {r['sampler']} | {r['K'] or ''} | "
+            f"{r['err_mean']:+.3f} ± {r['err_sd']:.3f} | {ess} | {r['grads_per_particle']:.0f} | "
+            f"{r['seconds_per_sweep']:.2f} | {r['train_grads']:.3g} | {r['train_s']:.1f} |"
+        )
+    if note:
+        lines += ["", note]
+    (RESULTS / "cmcd.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--particles", type=int, default=512)
@@ -164,33 +197,7 @@ def main(argv=None):
         )
         print(rows[-1], flush=True)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cmcd.json").write_text(json.dumps(rows, indent=1))
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        "# CMCD: log Z error vs K (issue 4)",
-        "",
-        f"Command: `nice -n 10 .venv/bin/python -m benchmarks.cmcd --particles {args.particles} "
-        f"--sweeps {args.sweeps} --train {args.train}` ({date}, 2 shared CPU cores).",
-        "",
-        f"log Z error = mean ± sd over {args.sweeps} independent sweeps of {args.particles} "
-        "particles. Grads = gradient evaluations per particle per sweep (K + 1 + MALA moves). "
-        "Learned-control training cost is separate (train grads: total over all training "
-        "particles). Published CMCD (Vargas et al. 2024): Funnel-10 -0.019 ± 0.064 at K = 256.",
-        "",
-        "| target | sampler | K | log Z error | ESS | grads/particle | s/sweep | train grads"
-        " | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        ess = "" if r["ess"] is None else f"{r['ess']:.0f}"
-        lines.append(
-            f"| {r['target']} | {r['sampler']} | {r['K'] or ''} | "
-            f"{r['err_mean']:+.3f} ± {r['err_sd']:.3f} | {ess} | {r['grads_per_particle']:.0f} | "
-            f"{r['seconds_per_sweep']:.2f} | {r['train_grads']:.3g} | {r['train_s']:.1f} |"
-        )
-    (RESULTS / "cmcd.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(rows, args.particles, args.sweeps, args.train)
 
 
 if __name__ == "__main__":
