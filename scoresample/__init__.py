@@ -21,3 +21,8 @@ from scoresample.infer.cmcd import CMCD  # noqa: E402
 from scoresample.samplers.cmcd import cmcd  # noqa: E402
 
 __all__ += ["CMCD", "cmcd"]
+
+from scoresample.infer.rdmc import RDMC  # noqa: E402
+from scoresample.samplers.rdmc import rdmc  # noqa: E402
+
+__all__ += ["RDMC", "rdmc"]

@@ -13,3 +13,7 @@ __all__ = [
     "one_minus_exp_neg",
     "overdamped_brownian_pair",
 ]
+
+from scoresample.diffusion import ou  # noqa: E402
+
+__all__ += ["ou"]

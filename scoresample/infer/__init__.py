@@ -9,3 +9,7 @@ __all__ = ["EnsembleDiffusion", "RandomizedMidpoint", "ScoreSampleKernel", "Scor
 from scoresample.infer.cmcd import CMCD  # noqa: E402
 
 __all__ += ["CMCD"]
+
+from scoresample.infer.rdmc import RDMC  # noqa: E402
+
+__all__ += ["RDMC"]

@@ -9,3 +9,7 @@ __all__ = ["ensemble", "SamplerSpec", "rmp"]
 from scoresample.samplers import cmcd  # noqa: E402
 
 __all__ += ["cmcd"]
+
+from scoresample.samplers import rdmc  # noqa: E402
+
+__all__ += ["rdmc"]
