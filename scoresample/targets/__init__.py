@@ -33,3 +33,7 @@ __all__ = [
     "two_mode_mixture",
     "unequal_mixture_2d",
 ]
+
+from scoresample.targets.conjugate import ConjugateModel, beta_binomial, normal_normal  # noqa: E402
+
+__all__ += ["ConjugateModel", "beta_binomial", "normal_normal"]
