@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 # Hoffman & Gelman (2014), section 3.2.1: γ = 0.05, t0 = 10, κ = 0.75.
@@ -54,4 +55,7 @@ def dual_averaging_update(state: DualAveragingState, acceptance, target) -> Dual
     log_step = state.mu - jnp.sqrt(t) / DA_GAMMA * error_avg
     eta = t ** (-DA_KAPPA)
     log_step_avg = eta * log_step + (1.0 - eta) * state.log_step_avg
-    return DualAveragingState(log_step, log_step_avg, error_avg, t, state.mu)
+    new = DualAveragingState(log_step, log_step_avg, error_avg, t, state.mu)
+    # Keep the state's dtype (float32): a float64 acceptance (jax_enable_x64) must not promote
+    # it, or warmup's lax.cond branches would disagree on types.
+    return jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype), new, state)
