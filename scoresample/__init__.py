@@ -26,3 +26,8 @@ from scoresample.infer.rdmc import RDMC  # noqa: E402
 from scoresample.samplers.rdmc import rdmc  # noqa: E402
 
 __all__ += ["RDMC", "rdmc"]
+
+from scoresample.infer.multiscale import MultALMC, MultCDiff  # noqa: E402
+from scoresample.samplers.multiscale import multalmc, multcdiff  # noqa: E402
+
+__all__ += ["MultALMC", "MultCDiff", "multalmc", "multcdiff"]

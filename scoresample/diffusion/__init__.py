@@ -17,3 +17,7 @@ __all__ = [
 from scoresample.diffusion import ou  # noqa: E402
 
 __all__ += ["ou"]
+
+from scoresample.diffusion import paths, skrock  # noqa: E402
+
+__all__ += ["paths", "skrock"]

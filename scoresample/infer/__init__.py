@@ -13,3 +13,7 @@ __all__ += ["CMCD"]
 from scoresample.infer.rdmc import RDMC  # noqa: E402
 
 __all__ += ["RDMC"]
+
+from scoresample.infer.multiscale import MultALMC, MultCDiff  # noqa: E402
+
+__all__ += ["MultALMC", "MultCDiff"]

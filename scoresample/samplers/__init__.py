@@ -13,3 +13,7 @@ __all__ += ["cmcd"]
 from scoresample.samplers import rdmc  # noqa: E402
 
 __all__ += ["rdmc"]
+
+from scoresample.samplers import multiscale  # noqa: E402
+
+__all__ += ["multiscale"]

@@ -37,3 +37,7 @@ __all__ = [
 from scoresample.targets.conjugate import ConjugateModel, beta_binomial, normal_normal  # noqa: E402
 
 __all__ += ["ConjugateModel", "beta_binomial", "normal_normal"]
+
+from scoresample.targets.heavy_tailed import student_t  # noqa: E402
+
+__all__ += ["student_t"]

@@ -1,0 +1,197 @@
+"""MultALMC and MultCDiff (Cordero-Encinar et al. 2025) on targets with exact or reference answers.
+
+Every draw is an independent trajectory, so n draws give Monte Carlo errors of sd/sqrt(n) for a
+mean, ≈ sd/sqrt(2n) for an sd, sqrt(w(1-w)/n) for a mode weight and sqrt(p(1-p)/n)/f(q) for a
+p-quantile q (f the density there). The sizes below keep the 4-sigma Monte Carlo error of each
+checked quantity well inside its tolerance; what is left is the room for the sampler's bias.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+from numpyro.infer import MCMC
+
+import scoresample
+from scoresample import diagnostics as D
+from scoresample.samplers import multiscale as ms
+from scoresample.targets import (
+    anisotropic_gaussian,
+    eight_schools,
+    eight_schools_constrained,
+    unequal_mixture_2d,
+)
+from scoresample.targets.heavy_tailed import student_t
+
+
+def run_kernel(kernel, target, num_chains, num_warmup, num_samples, seed=0):
+    mcmc = MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method="vectorized",
+        progress_bar=False,
+    )
+    mcmc.run(jax.random.key(seed), *target.model_args, extra_fields=("num_grad_evals",))
+    return mcmc
+
+
+# ---------------------------------------------------------------------------------------------
+# Gaussian d = 10, anisotropic: 2000 draws → mean MC sd 0.022 sd, sd MC rel. error 1.6%.
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        lambda m: scoresample.MultALMC(m),
+        lambda m: scoresample.MultCDiff(m),
+    ],
+    ids=["MultALMC", "MultCDiff"],
+)
+def test_anisotropic_gaussian_moments(kernel):
+    t = anisotropic_gaussian(10)
+    mcmc = run_kernel(kernel(t.model), t, num_chains=200, num_warmup=2, num_samples=10)
+    x = np.asarray(mcmc.get_samples()["x"])
+    z = (x.mean(0) - t.mean) / t.sd
+    assert np.max(np.abs(z)) < 0.1, z
+    np.testing.assert_allclose(x.std(0) / t.sd, 1.0, atol=0.10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Unequal-weight four-mode mixture, in coordinates whitened by the target's global covariance (what
+# a converged warmup gives): 4000 draws → weight MC sd ≤ 0.008.
+
+
+def _whitened_mixture():
+    t = unequal_mixture_2d()
+    m = jnp.asarray(t.mean, jnp.float32)
+    chol = jnp.asarray(np.linalg.cholesky(t.cov), jnp.float32)
+    return t, m, chol, lambda z: t.logdensity_fn(m + chol @ z)
+
+
+def _mixture_weights(params, n=4000, seed=0):
+    t, m, chol, ld = _whitened_mixture()
+    alg = scoresample.multalmc(ld, **params)
+    state = alg.init(jnp.zeros(2))
+    keys = jax.random.split(jax.random.key(seed), n)
+    new, info = jax.jit(jax.vmap(lambda k: alg.step(k, state)))(keys)
+    x = np.asarray(m) + np.asarray(new.position) @ np.asarray(chol).T
+    assert not np.any(info.diverging)
+    return D.mode_weights(x, t.component_means), t.weights
+
+
+@pytest.mark.slow
+def test_repair_recovers_unequal_mode_weights():
+    w, truth = _mixture_weights({})
+    assert np.max(np.abs(w - truth)) < 0.05, w
+
+
+# ---------------------------------------------------------------------------------------------
+# Heavy tails: multivariate t_3 in d = 5. 4000 draws; the 5% quantile of t_3 sits where the density
+# is 0.033/scale, so its MC sd is sqrt(.0475/4000)/0.033 ≈ 0.10 scale, 4.5% of |q - median| =
+# 2.35 scale per coordinate; the check pools the five standardised coordinates.
+
+
+def _quantile_errors(samples, t):
+    x = np.asarray(samples)
+    loc, scale = t.extra["loc"], t.extra["scale"]
+    z = ((x - loc) / scale).reshape(-1)
+    q_hat = np.quantile(z, [0.05, 0.95])
+    q = scipy.stats.t.ppf([0.05, 0.95], t.extra["df"])
+    return np.abs(q_hat - q) / np.abs(q)
+
+
+@pytest.mark.slow
+def test_heavy_tailed_base_gets_the_quantiles_and_gaussian_base_does_worse():
+    t = student_t(5, 3.0)
+    errors = {}
+    for base in ("student_t", "gaussian"):
+        kernel = scoresample.MultALMC(t.model, base=base, tail_index=3.0)
+        mcmc = run_kernel(kernel, t, num_chains=400, num_warmup=2, num_samples=10)
+        errors[base] = _quantile_errors(mcmc.get_samples()["x"], t)
+    assert np.max(errors["student_t"]) < 0.10, errors
+    assert np.max(errors["gaussian"]) > np.max(errors["student_t"]), errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Eight schools (non-centred) against the posteriordb reference.
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known failure (measured at the defaults, 200 chains x 10 draws after 30 warmup "
+    "iterations): no divergences, but |z| up to 1.6 (tau) and sds up to 82% too wide; not "
+    "diagnosed yet (issue 6 report)",
+)
+def test_eight_schools_against_posteriordb():
+    t = eight_schools()
+    mcmc = run_kernel(
+        scoresample.MultALMC(t.model), t, num_chains=200, num_warmup=30, num_samples=10
+    )
+    draws = eight_schools_constrained(mcmc.get_samples())
+    for name, ref in t.extra["reference"].items():
+        v = draws[name]
+        z = abs(v.mean() - ref["mean"]) / ref["sd"]
+        rel_sd = abs(v.std() / ref["sd"] - 1)
+        assert z < 0.15, (name, z)
+        assert rel_sd < 0.10, (name, rel_sd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost accounting and construction-time validation.
+
+
+def test_cost_formula_and_plain_version():
+    d = 3
+    ld = lambda z: -0.5 * jnp.sum(z**2)
+    for params, expected in [
+        # init: M (n_newton + 1) d grads; steps: M s (ν-form) or M (s + 1) (π-form); finish.
+        (dict(num_steps=6, fast_chains=2, newton_steps=1, num_final_steps=2), None),
+        (
+            dict(num_steps=6, fast_chains=1, reweight=False, init="reference", num_final_steps=0),
+            None,
+        ),
+    ]:
+        cfg = ms.make_config("almc", **params)
+        grid = ms._grid(cfg)
+        n_pi = int(np.sum(grid.lam[1:] >= cfg.lambda_switch))
+        m, s = cfg.fast_chains, cfg.stages
+        init_cost = m * (cfg.newton_steps + 1) * d if cfg.init == "laplace" else 0
+        expected = init_cost + m * s * cfg.num_steps + m * n_pi + cfg.num_final_steps + 1
+        alg = scoresample.multalmc(ld, **params)
+        _, info = alg.step(jax.random.key(0), alg.init(jnp.zeros(d)))
+        assert int(info.num_grad_evals) == expected
+        dens = m if cfg.init == "laplace" or cfg.reweight else 0
+        assert int(info.num_density_evals) == dens
+
+
+@pytest.mark.parametrize(
+    "kwargs,param",
+    [
+        ({"num_steps": 0}, "num_steps"),
+        ({"eps": -1.0}, "eps"),
+        ({"fast_chains": 0}, "fast_chains"),
+        ({"stages": 0}, "stages"),
+        ({"schedule": "cubic"}, "schedule"),
+        ({"lambda_min": 0.7}, "lambda_min"),
+        ({"base": "cauchy"}, "base"),
+        ({"tail_index": 0.0}, "tail_index"),
+        ({"init": "map"}, "init"),
+        ({"friction_schedule": "wave"}, "friction_schedule"),
+        ({"newton_steps": -1}, "newton_steps"),
+    ],
+)
+def test_invalid_hyperparameters(kwargs, param):
+    with pytest.raises(ValueError, match=param):
+        ms.make_config("almc", **kwargs)
+    with pytest.raises(ValueError, match=param):
+        scoresample.MultALMC(potential_fn=lambda x: 0.5 * jnp.sum(x**2), **kwargs)
+
+
+def test_cdiff_underdamped_is_rejected_clearly():
+    with pytest.raises(ValueError, match="overdamped"):
+        ms.make_config("cdiff", overdamped=False)
