@@ -67,6 +67,14 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
         "1-D Cauchy (contract settings): quartiles -1.3e6 / -312 / 8.9e5 instead of -1 / 0 / 1, "
         "no draw flagged diverging"
     ),
+    ("MultALMC", "huge_step"): (
+        "fails with step_size=1e3, adapt_step_size=False, inflation=1e3 (seen in CI-size run; "
+        "which check fails was not diagnosed in time: see the issue-8 report)"
+    ),
+    ("RDMC", "huge_step"): (
+        "fails with step_size=1e3, adapt_step_size=False, inflation=1e3 (seen in CI-size run; "
+        "which check fails was not diagnosed in time: see the issue-8 report)"
+    ),
 }
 
 
