@@ -95,5 +95,19 @@ def main(quick: bool = False):
     bench.write_json(rows + scan, OUT / "rdmc.json")
 
 
+def scan_only(num_chains=4, num_warmup=30, num_samples=30):
+    """The dimension scan alone, small, row by row: ``python -m benchmarks.rdmc --scan``."""
+    for d in (2, 8, 32, 64):
+        t = two_mode_mixture(d)
+        t0 = time.perf_counter()
+        res = rdmc_run(t, num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples)
+        row = bench.evaluate(res, t)
+        row["dim"], row["wall_s"] = d, time.perf_counter() - t0
+        print(row, flush=True)
+
+
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    if "--scan" in sys.argv:
+        scan_only()
+    else:
+        main(quick="--quick" in sys.argv)
