@@ -78,9 +78,20 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
 }
 
 
+# (kernel, case) -> reason: runs that do not finish in CI time (not run, reported as xfail).
+HANGS: dict[tuple[str, str], str] = {
+    ("MultALMC", "tiny_step"): (
+        "step_size=1e-7 fixed, inflation=1e-3, identity preconditioner: still running after "
+        "10 min on 2 CPU cores (the contract settings take seconds): see the issue-8 report"
+    ),
+}
+
+
 def case(name, which):
     reason = KNOWN_FAILURES.get((name, which))
     marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    if (name, which) in HANGS:
+        marks = [pytest.mark.xfail(run=False, reason=HANGS[name, which])]
     return pytest.param(name, id=name, marks=marks)
 
 
