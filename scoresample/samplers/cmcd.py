@@ -11,10 +11,11 @@ The sampler works on flat positions in coordinates where the reference is q0 = N
 NumPyro front's whitened z; the BlackJAX-style API maps a reference N(m, s² I) to it). With the
 geometric path π_k ∝ q0^{1-β_k} γ^{β_k} and s_k = ∇log π_k, one sweep draws x_0 ~ q0 for each of
 N particles and, for k = 1..K,
-    forward   F_k(x_k | x_{k-1}) = N(x_{k-1} + ε (s_k(x_{k-1}) + u_k(x_{k-1})), 2ε I)
-    backward  B_k(x_{k-1} | x_k) = N(x_k + ε (s_k(x_k) - u_k(x_k)), 2ε I)
+    forward   F_k(x_k | x_{k-1}) = N(x_{k-1} + ε_k (s_k(x_{k-1}) + u_k(x_{k-1})), 2ε_k I)
+    backward  B_k(x_{k-1} | x_k) = N(x_k + ε_k (s_k(x_k) - u_k(x_k)), 2ε_k I)
     log w = log γ(x_K) - log q0(x_0) + Σ_k [log B_k - log F_k],
-so E[w] = Z for any control u and step size ε (u = 0: training-free, the "uncorrected" Langevin
+so E[w] = Z for any control u and step sizes ε_k > 0, constant or varying with k (both kernels
+of step k use the same ε_k) (u = 0: training-free, the "uncorrected" Langevin
 AIS of Thin et al. 2021 / Geffner & Domke 2021). This is NOT the AIS increment
 Σ (β_k - β_{k-1})(log γ - log q0), which is biased with unadjusted moves. The weights are
 accumulated step by step in the telescoped form
@@ -81,6 +82,8 @@ __all__ = [
     "combine_log_z",
     "path_increments",
     "systematic_resampling",
+    "step_sizes_per_step",
+    "interpolated_step_sizes",
 ]
 
 DEFAULT_NUM_STEPS = 64
@@ -211,6 +214,37 @@ def _block_of_steps(num_steps, num_blocks):
     return block, is_end
 
 
+def step_sizes_per_step(step_size, num_steps, dtype=None):
+    """ε_1..ε_K (K,) from a scalar ε (every step) or an array of K per-step values.
+
+    F_k and B_k both use ε_k (the kernels of step k); any positive sequence keeps E[w] = Z.
+    """
+    eps = jnp.asarray(step_size, dtype)
+    if eps.ndim == 0:
+        return jnp.full((num_steps,), eps)
+    if eps.shape != (num_steps,):
+        raise ValueError(
+            f"step_size must be a scalar or an array of num_steps = {num_steps} values, "
+            f"got shape {eps.shape}"
+        )
+    return eps
+
+
+def interpolated_step_sizes(betas, start, end):
+    """A step-size rule: ε_k = (1 - β_k) · start + β_k · end for k = 1..K, shape (K,).
+
+    ``start`` suits the reference (ε ≈ 0.01–0.1 in reference units), ``end`` the narrowest
+    region of the target (a Langevin step must stay below about twice the smallest local
+    variance there, in reference units). π_k only develops the target's narrow regions as
+    β_k → 1, so the early steps may be larger; with ``end`` ≪ ``start`` this buys K ε-time
+    that a constant ε = ``end`` would not. Measured on Neal's funnel (tests/test_cmcd.py).
+    """
+    b = np.asarray(betas, np.float64)[1:]
+    if not (float(start) > 0 and float(end) > 0):
+        raise ValueError(f"start and end must be positive, got {start!r}, {end!r}")
+    return (1.0 - b) * float(start) + b * float(end)
+
+
 def _transition(x, score, u, step_size, max_score_norm):
     """Mean and ε (per particle) of the Gaussian kernel N(x + ε (s + u), 2ε I)."""
     eps = jnp.full(score.shape[:-1], step_size, score.dtype)
@@ -227,16 +261,19 @@ def path_increments(
     """
     num_steps = traj.x_prev.shape[0]
     ts = jnp.arange(1, num_steps + 1, dtype=traj.x_prev.dtype) / num_steps
+    eps_steps = step_sizes_per_step(step_size, num_steps, traj.x_prev.dtype)
     traj = jax.tree.map(jax.lax.stop_gradient, traj)
 
-    def one(x_prev, s_prev, x_new, s_new, fixed, t):
+    def one(x_prev, s_prev, x_new, s_new, fixed, t, eps):
         u_f = control_apply(params, x_prev, t, s_prev)
         u_b = control_apply(params, x_new, t, s_new)
-        mean_f, eps_f = _transition(x_prev, s_prev, u_f, step_size, max_score_norm)
-        mean_b, eps_b = _transition(x_new, s_new, -u_b, step_size, max_score_norm)
+        mean_f, eps_f = _transition(x_prev, s_prev, u_f, eps, max_score_norm)
+        mean_b, eps_b = _transition(x_new, s_new, -u_b, eps, max_score_norm)
         return fixed + _gauss_logpdf(x_prev - mean_b, eps_b) - _gauss_logpdf(x_new - mean_f, eps_f)
 
-    return jax.vmap(one)(traj.x_prev, traj.score_prev, traj.x_new, traj.score_new, traj.fixed, ts)
+    return jax.vmap(one)(
+        traj.x_prev, traj.score_prev, traj.x_new, traj.score_new, traj.fixed, ts, eps_steps
+    )
 
 
 def _mala_move(key, x, lg, g, beta, flat_ld, step_size):
@@ -288,7 +325,7 @@ def sweep(
     num_steps = betas.shape[0] - 1
     block, is_end = _block_of_steps(num_steps, num_blocks)
     control = _zero_control if control_apply is None else control_apply
-    eps = jnp.asarray(step_size, dtype)
+    eps_steps = step_sizes_per_step(step_size, num_steps, dtype)
     n = num_particles
     log_n = jnp.log(jnp.asarray(n, dtype))
     vgrad = jax.vmap(lambda y: value_and_grad_finite(flat_logdensity, y))
@@ -299,7 +336,7 @@ def sweep(
     alive0 = jnp.isfinite(lg0)
     logw0 = jnp.where(alive0, -log_n, -jnp.inf)
 
-    def resample_and_move(key, x, lg, g, logw, beta):
+    def resample_and_move(key, x, lg, g, logw, beta, eps):
         k_res, k_mala = jax.random.split(key)
         idx = systematic_resampling(k_res, logw)
         x, lg, g = x[idx], lg[idx], g[idx]
@@ -313,7 +350,7 @@ def sweep(
 
     def step(carry, inputs):
         x, lg, g, logw, log_z, hit, n_res = carry
-        key, k, end = inputs
+        key, k, end, eps = inputs
         k_noise, k_res = jax.random.split(key)
         beta_prev, beta = betas[k - 1], betas[k]
         t = k.astype(dtype) / num_steps
@@ -348,7 +385,7 @@ def sweep(
             do = fine & (kish_ess(logw) < ess_threshold * n) & ~last
             x, lg, g, logw = jax.lax.cond(
                 do,
-                lambda a: resample_and_move(k_res, *a, beta),
+                lambda a: resample_and_move(k_res, *a, beta, eps),
                 lambda a: a,
                 (x, lg, g, logw),
             )
@@ -366,7 +403,7 @@ def sweep(
         return (x_b, lg_b, g_b, logw_b, log_z, hit, n_res), out
 
     ks = jnp.arange(1, num_steps + 1)
-    inputs = (jax.random.split(k_steps, num_steps), ks, jnp.asarray(is_end))
+    inputs = (jax.random.split(k_steps, num_steps), ks, jnp.asarray(is_end), eps_steps)
     carry0 = (x0, lg0, g0, logw0, jnp.zeros((), dtype), ~alive0, jnp.zeros((), jnp.int32))
     (x, lg, g, logw, log_z, hit, n_res), traj = jax.lax.scan(step, carry0, inputs)
     if record:
@@ -376,7 +413,7 @@ def sweep(
     ess = kish_ess(logw)
     log_weights = logw + log_z + log_n
     all_dead = ~jnp.isfinite(log_z)
-    x, lg, g, _ = resample_and_move(k_final, x, lg, g, logw, betas[-1])
+    x, lg, g, _ = resample_and_move(k_final, x, lg, g, logw, betas[-1], eps_steps[-1])
     del k_final_mala
     num_grad = (num_steps + 1) + num_mala_steps * (n_res + 1)
     info = dict(
@@ -403,9 +440,17 @@ def validate_params(
     max_score_norm=DEFAULT_MAX_SCORE_NORM,
 ):
     """Raise ValueError, naming the parameter, for an invalid hyper-parameter."""
-    if step_size is not None:
-        check_positive("step_size", step_size)
     check_positive_int("num_steps", num_steps)
+    if step_size is not None:
+        if np.ndim(step_size) == 0:
+            check_positive("step_size", step_size)
+        else:
+            e = np.asarray(step_size, np.float64)
+            if e.shape != (num_steps,) or not np.all(np.isfinite(e) & (e > 0)):
+                raise ValueError(
+                    f"step_size must be a positive number or an array of num_steps = "
+                    f"{num_steps} finite positive values, got shape {e.shape}"
+                )
     if isinstance(schedule, str):
         check_choice("schedule", schedule, SCHEDULES)
     else:
@@ -537,7 +582,10 @@ def as_top_level_api(
     ``state, info = alg.step(rng_key, state)`` runs one sweep; ``info.log_z`` is its log Ẑ.
 
     step_size: ε of the Langevin kernels in units of the reference (no default; 0.05–0.3 for a
-    reference matched to the target's scale). num_steps: K (64). schedule: "linear" (default),
+    reference matched to the target's scale), or an array of K per-step values ε_1..ε_K (F_k,
+    B_k and the MALA moves after a resampling at step k use ε_k): large while π_k is close to
+    the reference, small near the target where the target has narrow regions (tests/test_cmcd.py
+    uses this on Neal's funnel). num_steps: K (64). schedule: "linear" (default),
     "geometric", "cosine", "power" or an array of K + 1 values from 0 to 1. num_blocks: J (4).
     ess_threshold: resample a block end when ESS < threshold · N (0.3; 0 never resamples, so
     log_weights are the full-path log w). num_mala_steps: MALA moves after each resampling (0).
