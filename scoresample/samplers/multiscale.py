@@ -18,14 +18,46 @@ is c u), the denoising posterior and the two forms of the score are
 
 The ν-form is used while λ < λ̃ (0.6, the paper's switch), the π-form after.
 
+Underdamped MultCDiff (``method="cdiff", overdamped=False``): the slow variable is the pair
+w = (x, v) of the reverse of the kinetic (critically damped) OU process of Dockhorn, Vahdat &
+Kreis (2022), dx = v ds, dv = (-x - 2v) ds + 2 dB, started at v0 ~ N(0, I) independent of x0
+(closed forms in ``scoresample.diffusion.paths``). Why this construction: its transition law
+given x0 is Gaussian, w_s | x0 ~ N(a_s x0, I - a_s a_sᵀ) per coordinate with a_s = e^{-s}(1 + s,
+-s), and x0 enters the likelihood only through y = â_sᵀ w (â = a/|a|), y | x0 ~ N(|a_s| x0,
+1 - |a_s|²). So the denoising posterior given w is exactly the OU one above with c = |a_s|,
+σ² = 1 - |a_s|² and y in place of x: the fast ensemble, its AIS weights, resampling, guard and
+both score forms are reused unchanged on y, and the reverse SDE needs only the velocity score,
+    ∇_v log p_s(w) = -(v - â_v y) + â_v ∇_y log p,   ∇_y log p = (c E[x0 | w] - y)/σ².
+Reverse time t = T - s: dw = (-A w + G Gᵀ ∇log p_s) dt + G dB, A = [[0, 1], [-1, -2]],
+G = diag(0, 2); each slow step integrates the linear part exactly with the score frozen (the
+kinetic analogue of the exponential integrator), w' = e^{-Ah} w + ψ_h 4∇_v log p + Q_h^{1/2} ξ.
+The start is (x, v) ~ N(a_T u_J, I - a_T a_Tᵀ); the grid is geometric in s from T to the s_min
+with |a|² = 1 - λ_δ (s_min = 0.218 at λ_δ = 0.01); the finish (Langevin on π) starts from a
+fresh v ~ N(0, I). The kinetic path keeps the noise in the velocity: at s_min the position
+noise is 1 - a_x² = 0.041, against λ_δ = 0.01 for the overdamped path, and the reverse process
+moves x smoothly (dx = -v dt), not by a Brownian increment. Only the Gaussian base is allowed:
+with Student-t noise the transition laws are not Gaussian.
+
 Fast process (no inner loop): the fast variable follows du = (1/ε) ∇log ρ(u) dt + sqrt(2/ε) dB̃,
 advanced by ONE SK-ROCK step (s stages, damping η) of fast time Δ = h/ε per slow step h. In u
 the stiffness of ∇log ρ is L + λ/(1-λ) (no 1/λ blow-up at small λ; the paper's y-process is the
 u-process sped up by 1/λ). The fast step is capped, Δ_k = min(h/ε, 0.8 ℓ_s / (L + κ_ν c²/σ²)),
 so that Δ_k × stiffness stays inside SK-ROCK's stability interval ℓ_s (48.5 for s = 5,
 η = 0.05); L is the target's largest curvature: max(``curvature``, default 1 as in whitened
-coordinates, the largest Laplace precision the start finds), κ_ν = 1 the largest curvature of
--log ν.
+coordinates, the largest Laplace precision at the points the start's Newton moves reach),
+κ_ν = 1 the largest curvature of -log ν. The Newton moves are monotone (each keeps the best of
+four step lengths, or stays): with full steps they overshot the eight-schools mode into the
+large-τ region, where the precision runs into the thousands, and with L that large the capped
+fast steps and the final steps were too short to move anything (issue 6, measured).
+
+Guard against unstable fast steps. L is an estimate; a fast chain in a region stiffer than the
+cap assumes (eight schools: the curvature grows like τ²) is amplified by the explicit step and
+thrown far away (log τ = -5e6 in one step, measured) to where π is tiny but finite. The AIS
+weights assume a ρ-invariant move and do not see this, so such a chain could carry the score
+(and the slow variable) with it. log π is therefore evaluated at every moved chain (with the
+π-form's gradient where that is used, alone before), and a move that lowers log ρ_{λ,x} by more
+than 20 + 10 sqrt(d) nats (log ρ of two draws of a Gaussian ρ differs with sd sqrt(d)) drops
+the chain: its weight becomes 0 and resampling replaces it.
 
 Heavy-tailed base (``base="student_t"``): ν is the multivariate Student-t with α degrees of
 freedom and scale s = sqrt((α + d)/α), ∇log ν(z) = -(1/(1 + |z|²/(α s²))) z, normalised so that
@@ -66,9 +98,10 @@ Everything stays inside one particle, so the kernels are per chain (``is_populat
 chains stay independent and "parallel"/"sequential" chain methods work.
 
 Cost of one trajectory (one MCMC iteration) per chain, in gradient evaluations:
-    init: M (n_newton + 1) d (a Hessian counted as d gradients) + M density evaluations
-          ("reference" init: M density evaluations, none when reweight=False);
-    slow steps: M s per step while λ < λ̃, M (s + 1) after (the π-form needs ∇log π at u);
+    init: M (n_newton + 1) d (a Hessian counted as d gradients) + M (1 + 4 n_newton) density
+          evaluations ("reference" init: M density evaluations, none when reweight=False);
+    slow steps: M s + M density evaluations per step while λ < λ̃, M (s + 1) after (the π-form
+          needs ∇log π at u; the guard needs log π);
     finish: num_final_steps + 1 (Langevin on π with the fast variable dropped).
 """
 
@@ -83,10 +116,15 @@ import numpy as np
 from blackjax.base import SamplingAlgorithm
 from jax.flatten_util import ravel_pytree
 
+from scoresample.diffusion.ou import GRIDS as OU_GRIDS
+from scoresample.diffusion.ou import ou_alpha, time_grid
 from scoresample.diffusion.paths import (
     FRICTION_SCHEDULES,
     LAMBDA_SCHEDULES,
     friction_schedule,
+    kinetic_reverse_step,
+    kinetic_signal,
+    kinetic_time_for_signal,
     lambda_grid,
 )
 from scoresample.diffusion.skrock import skrock_step, stability_bound
@@ -115,11 +153,17 @@ __all__ = [
 METHODS = ("almc", "cdiff")
 BASES = ("gaussian", "student_t")
 INITS = ("laplace", "reference")
-CDIFF_GRIDS = ("geometric", "uniform")
+CDIFF_GRIDS = OU_GRIDS
 STABILITY_SAFETY = 0.8
 MAX_DIFFUSION = 10.0
 HESSIAN_FLOOR = 1.0  # proposal precision ≥ 1: no Laplace component wider than the reference
 NEWTON_RADIUS = 2.0  # trust radius of one Newton step, in whitened units
+# A fast move that lowers log ρ by more than MAX_DROP_BASE + MAX_DROP_PER_SQRT_DIM sqrt(d) nats
+# drops the chain: between two draws of a Gaussian ρ in d dimensions log ρ differs with sd
+# sqrt(d), so this is ten such sds plus a margin; the unstable steps it catches drop by 1e6 and
+# more (eight schools, measured).
+MAX_DROP_BASE = 20.0
+MAX_DROP_PER_SQRT_DIM = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,8 +218,9 @@ def make_config(method: str = "almc", **kwargs) -> MultiscaleConfig:
     schedule: MultALMC λ schedule "sin2" (default) or "linear"; MultCDiff grid "geometric"
         (default) or "uniform" in s.
     lambda_min: λ_δ (paper: 0.01). lambda_switch: λ̃ (paper: 0.6).
-    overdamped: overdamped slow process (default False: underdamped OBABO for MultALMC). For
-        MultCDiff only the overdamped reverse OU exists here (``overdamped`` must be True).
+    overdamped: overdamped slow process (default False: underdamped OBABO for MultALMC;
+        default True for MultCDiff, whose underdamped version is the reverse of the kinetic OU
+        process, module docstring; it needs base="gaussian").
     friction_schedule: "constant" (default, Γ = friction) or "ramp" (friction_low for the first
         half, then up to friction). friction: Γ (default 2, critical damping at unit curvature).
     num_final_steps: Langevin steps on π after λ = 1 - λ_δ (default 10), of size
@@ -230,10 +275,10 @@ def make_config(method: str = "almc", **kwargs) -> MultiscaleConfig:
         raise ValueError(f"defensive must lie in [0, 1], got {c.defensive!r}")
     if not (0.0 <= float(c.resample_threshold) <= 1.0):
         raise ValueError(f"resample_threshold must lie in [0, 1], got {c.resample_threshold!r}")
-    if c.method == "cdiff" and not c.overdamped:
+    if _kinetic(c) and c.base != "gaussian":
         raise ValueError(
-            "overdamped must be True for method='cdiff' (the underdamped reverse diffusion is "
-            "not implemented)"
+            "base must be 'gaussian' for the underdamped MultCDiff (overdamped=False): its "
+            "kinetic forward process has Gaussian transition laws only with Gaussian noise"
         )
     return c
 
@@ -273,11 +318,16 @@ class _Grid(NamedTuple):
     lam: np.ndarray  # (K+1,)
     h: np.ndarray  # (K,) slow step lengths
     u: np.ndarray  # (K,) normalised time at each step's midpoint (friction schedule)
+    # Kinetic MultCDiff only: a_s (K+1, 2), â_s = a_s/|a_s|, and the step matrices (K, ...).
+    a: np.ndarray | None = None
+    ahat: np.ndarray | None = None
+    phi: np.ndarray | None = None
+    psi: np.ndarray | None = None
+    chol: np.ndarray | None = None
 
 
-def _ou_alpha(s):
-    # TODO: import ou_alpha / time_grid from scoresample.diffusion.ou once it is committed.
-    return np.exp(-s)
+def _kinetic(c: MultiscaleConfig) -> bool:
+    return c.method == "cdiff" and not c.overdamped
 
 
 def _grid(c: MultiscaleConfig) -> _Grid:
@@ -286,15 +336,23 @@ def _grid(c: MultiscaleConfig) -> _Grid:
         lam = lambda_grid(k, c.schedule, c.lambda_min)
         h = np.full(k, c.horizon / k)
     else:
-        s_min = -0.5 * np.log1p(-c.lambda_min)
+        # s_min: the noise level whose signal² |a|² (OU: a_s²) is 1 - λ_δ.
+        if _kinetic(c):
+            s_min = kinetic_time_for_signal(1.0 - c.lambda_min)
+        else:
+            s_min = -0.5 * np.log1p(-c.lambda_min)
         if not s_min < c.horizon:
             raise ValueError(f"horizon must exceed s_min = {s_min:.4f}, got {c.horizon!r}")
-        if c.schedule == "geometric":
-            s = np.geomspace(c.horizon, s_min, k + 1)
-        else:
-            s = np.linspace(c.horizon, s_min, k + 1)
-        lam = _ou_alpha(s) ** 2
+        s = time_grid(c.horizon, s_min, k, c.schedule)
         h = s[:-1] - s[1:]
+        if _kinetic(c):
+            a = kinetic_signal(s)
+            lam = np.sum(a**2, axis=-1)
+            u = (np.arange(k) + 0.5) / k
+            step = kinetic_reverse_step(h)
+            ahat = a / np.sqrt(lam)[:, None]
+            return _Grid(np.sqrt(lam), np.sqrt(1.0 - lam), lam, h, u, a, ahat, *step)
+        lam = np.asarray(ou_alpha(s), np.float64) ** 2
     u = (np.arange(k) + 0.5) / k
     return _Grid(np.sqrt(lam), np.sqrt(1.0 - lam), lam, h, u)
 
@@ -351,20 +409,29 @@ def _log_nu_normalised(z, base, alpha):
 # The start of the fast ensemble
 
 
+NEWTON_FRACTIONS = (1.0, 0.5, 0.25, 0.125)  # step lengths tried by one Newton move
+
+
 def _newton_start(keys, xi, flat_ld, n_steps):
-    """Saddle-free Newton moves from each row of xi; returns (a, precision eigvals, eigvecs)."""
+    """Monotone saddle-free Newton moves from each row of xi; returns (a, precision eigvals,
+    eigvecs). Each move tries the fractions ``NEWTON_FRACTIONS`` of the (trust-region clipped)
+    step and keeps the best point, or stays where none raises log π: a full step overshoots on
+    a funnel (eight schools: from the posterior bulk to log τ ≈ 4-6, beyond the mode at 3.4,
+    where the Laplace precision is in the thousands, measured)."""
     d = xi.shape[-1]
     eye = jnp.eye(d, dtype=xi.dtype)
 
-    def grad_and_hessian(u):
-        grad_fn = lambda y: value_and_grad_finite(flat_ld, y)[1]
-        g, hcols = jax.lax.map(lambda e: jax.jvp(grad_fn, (u,), (e,)), eye)
+    def value_grad_hessian(u):
+        vg = lambda y: value_and_grad_finite(flat_ld, y)
+        (ld, g), (_, hcols) = jax.lax.map(lambda e: jax.jvp(vg, (u,), (e,)), eye)
         h = -0.5 * (hcols + hcols.T)  # Hessian of U = -log π
         h = jnp.where(jnp.all(jnp.isfinite(h)), h, eye)
-        return g[0], h
+        return ld[0], g[0], h
+
+    fractions = jnp.asarray(NEWTON_FRACTIONS, xi.dtype)
 
     def move(u, _):
-        g, h = grad_and_hessian(u)
+        ld, g, h = value_grad_hessian(u)
         lam, vec = jnp.linalg.eigh(h)
         gl = vec.T @ g  # components of ∇log π along the eigenvectors
         step_conv = gl / jnp.maximum(lam, 1e-6)  # Newton step where U is convex
@@ -372,11 +439,16 @@ def _newton_start(keys, xi, flat_ld, n_steps):
         step = vec @ jnp.where(lam > HESSIAN_FLOOR * 1e-3, step_conv, step_flat)
         norm = jnp.linalg.norm(step)
         step = step * jnp.minimum(1.0, NEWTON_RADIUS / jnp.maximum(norm, 1e-12))
-        return u + step, None
+        cand = u + fractions[:, None] * step
+        ld_c = jax.vmap(flat_ld)(cand)
+        ld_c = jnp.where(jnp.isfinite(ld_c), ld_c, -jnp.inf)
+        best = jnp.argmax(ld_c)
+        better = ld_c[best] > jnp.where(jnp.isfinite(ld), ld, -jnp.inf)
+        return jnp.where(better, cand[best], u), None
 
     def one(u):
         u, _ = jax.lax.scan(move, u, None, length=n_steps)
-        _, h = grad_and_hessian(u)
+        _, _, h = value_grad_hessian(u)
         lam, vec = jnp.linalg.eigh(h)
         return u, jnp.maximum(lam, HESSIAN_FLOOR), vec
 
@@ -394,7 +466,8 @@ def _log_gauss_eig(u, a, prec, vec):
 
 
 def _start_ensemble(key, flat_ld, c: MultiscaleConfig, dim, dtype):
-    """(u (M, d), log w (M,), alive (M,), grads, densities, curvature) for the fast ensemble at
+    """(u (M, d), log w (M,), alive (M,), log π(u) (M,), grads, densities, curvature) for the
+    fast ensemble at
     the start; the weights target π itself (the tilt by the slow variable is added by the
     caller). The curvature is max(``config.curvature``, the largest Laplace precision found)."""
     m = c.fast_chains
@@ -403,11 +476,12 @@ def _start_ensemble(key, flat_ld, c: MultiscaleConfig, dim, dtype):
     if c.init == "reference":
         u = xi
         if not c.reweight:
-            return u, jnp.zeros(m, dtype), jnp.ones(m, bool), 0, 0, c.curvature
+            unknown = jnp.full(m, -jnp.inf, dtype)  # log π not evaluated: no guard at step 1
+            return u, jnp.zeros(m, dtype), jnp.ones(m, bool), unknown, 0, 0, c.curvature
         ld = jax.vmap(flat_ld)(u)
         ld = jnp.where(jnp.isfinite(ld), ld, -jnp.inf)
         logw = ld - _log_nu_normalised(u, c.base, c.tail_index)
-        return u, logw, jnp.isfinite(ld), 0, m, c.curvature
+        return u, logw, jnp.isfinite(ld), ld, 0, m, c.curvature
     a, prec, vec = _newton_start(None, xi, flat_ld, c.newton_steps)
     eta = jax.random.normal(k_lap, (m, dim), dtype)
     lap = a + jax.vmap(lambda v, p, e: v @ (e / jnp.sqrt(p)))(vec, prec, eta)
@@ -428,7 +502,8 @@ def _start_ensemble(key, flat_ld, c: MultiscaleConfig, dim, dtype):
     logw = ld - log_q if c.reweight else jnp.zeros(m, dtype)
     grads = m * (c.newton_steps + 1) * dim
     curvature = jnp.maximum(c.curvature, jnp.max(prec))
-    return u, logw, jnp.isfinite(ld), grads, m, curvature
+    dens = m * (1 + c.newton_steps * len(NEWTON_FRACTIONS))
+    return u, logw, jnp.isfinite(ld), ld, grads, dens, curvature
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,6 +541,7 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
     grid = _grid(c)
     ell = stability_bound(c.stages, c.damping)
     m = c.fast_chains
+    kinetic = _kinetic(c)
     switch = int(np.searchsorted(grid.lam[1:], c.lambda_switch))  # steps using the ν-form
     fr = np.asarray(friction_schedule(grid.u, c.friction_schedule, c.friction_low, c.friction))
 
@@ -475,17 +551,30 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
         flat_ld = lambda y: logdensity_fn(unravel(y))
         alpha = c.tail_index
         kappa_nu = 1.0  # the largest curvature of -log ν (both references: 1 at z = 0)
+        max_drop = MAX_DROP_BASE + MAX_DROP_PER_SQRT_DIM * np.sqrt(dim)
         keys = jax.random.split(rng_key, 6)
 
         # --- start: fast ensemble ~ π (weighted), slow variable ~ μ_{λ_0}
-        u, logw, alive, g0, n0, curv = _start_ensemble(keys[0], flat_ld, c, dim, dtype)
+        u, logw, alive, ld_u, g0, n0, curv = _start_ensemble(keys[0], flat_ld, c, dim, dtype)
         curv = jnp.asarray(curv, dtype)
         w = _normalised_weights(logw, alive, c.reweight)
         j = jax.random.choice(keys[1], m, p=w) if c.reweight else 0
-        zeta = _sample_nu(keys[2], (dim,), dtype, c.base, alpha)
         c0, s0 = grid.c[0], grid.sigma[0]
-        x = c0 * u[j] + s0 * zeta
-        log_nu_prev = _log_nu((x - c0 * u) / s0, c.base, alpha)
+        if kinetic:
+            # (x, v) ~ N(a_T u_J, I - a_T a_Tᵀ) per coordinate; y = â_Tᵀ(x, v) is what the
+            # fast ensemble conditions on (y | u_J ~ N(c_0 u_J, σ_0²)).
+            zeta2 = jax.random.normal(keys[2], (2, dim), dtype)
+            a0 = grid.a[0]
+            l0 = np.linalg.cholesky(np.eye(2) - np.outer(a0, a0))
+            x = a0[0] * u[j] + l0[0, 0] * zeta2[0]
+            v = a0[1] * u[j] + l0[1, 0] * zeta2[0] + l0[1, 1] * zeta2[1]
+            y = grid.ahat[0, 0] * x + grid.ahat[0, 1] * v
+        else:
+            zeta = _sample_nu(keys[2], (dim,), dtype, c.base, alpha)
+            x = c0 * u[j] + s0 * zeta
+            v = jax.random.normal(keys[3], (dim,), dtype)
+            y = x
+        log_nu_prev = _log_nu((y - c0 * u) / s0, c.base, alpha)
         logw = logw + log_nu_prev if c.reweight else logw
         logw = jnp.where(alive, logw, -jnp.inf)
 
@@ -493,14 +582,28 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
             z = (x - ck * u) / sk
             return jnp.sum(w[:, None] * _grad_log_nu(z, c.base, alpha), axis=0) / sk
 
-        b = score_nu(x, u, _normalised_weights(logw, alive, c.reweight), c0, s0)
-        v = jax.random.normal(keys[3], (dim,), dtype)
+        b = score_nu(y, u, _normalised_weights(logw, alive, c.reweight), c0, s0)
 
         def slow_step(carry, inp):
-            x, v, b, u, logw, alive, min_ess, n_res = carry
-            (xi3, u_res, xi_fast), ck_old, sk_old, ck, sk, h, fric, delta_cap, pi_form = inp
+            x, v, y, b, u, ld_u, logw, alive, min_ess, n_res = carry
+            (xi3, u_res, xi_fast), ck_old, sk_old, ck, sk, h, fric, delta_cap, pi_form, kin = inp
             # -- slow move (first half for OBABO)
-            if c.method == "cdiff":
+            if kinetic:
+                # Reverse kinetic OU (diffusion/paths.py): the velocity score from the
+                # effective one b = ∇_y log p: ∇_v log p = -(v - â_v y) + â_v b, frozen over
+                # the step; the linear part is integrated exactly.
+                phi, psi, chol, ahat_old, ahat_new = kin
+                force = 4.0 * (-(v - ahat_old[1] * y) + ahat_old[1] * b)
+                x_new = phi[0, 0] * x + phi[0, 1] * v + psi[0] * force + chol[0, 0] * xi3[0]
+                v = (
+                    phi[1, 0] * x
+                    + phi[1, 1] * v
+                    + psi[1] * force
+                    + chol[1, 0] * xi3[0]
+                    + chol[1, 1] * xi3[1]
+                )
+                y_new = ahat_new[0] * x_new + ahat_new[1] * v
+            elif c.method == "cdiff":
                 eh = jnp.exp(h)
                 x_new = eh * x + 2.0 * (eh - 1.0) * b + jnp.sqrt(jnp.expm1(2.0 * h)) * xi3[0]
             elif c.overdamped:
@@ -510,17 +613,19 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
                 v = decay * v + jnp.sqrt(1.0 - decay**2) * xi3[1]
                 v = v + 0.5 * h * b
                 x_new = x + h * v
+            if not kinetic:
+                y_new = x_new  # what the fast ensemble conditions on
             # -- fast ensemble: reweight (AIS), resample, move
             if c.reweight:
-                inc = _log_nu((x_new - ck * u) / sk, c.base, alpha) - _log_nu(
-                    (x - ck_old * u) / sk_old, c.base, alpha
+                inc = _log_nu((y_new - ck * u) / sk, c.base, alpha) - _log_nu(
+                    (y - ck_old * u) / sk_old, c.base, alpha
                 )
                 logw = jnp.where(alive, logw + inc, -jnp.inf)
                 w = _normalised_weights(logw, alive, True)
                 ess = 1.0 / jnp.sum(w**2) / m
                 do_res = ess < c.resample_threshold
                 idx = jnp.where(do_res, _systematic_resample(u_res, w), jnp.arange(m))
-                u, alive = u[idx], alive[idx]
+                u, alive, ld_u = u[idx], alive[idx], ld_u[idx]
                 logw = jnp.where(do_res, jnp.zeros_like(logw), logw[idx])
                 logw = jnp.where(alive, logw, -jnp.inf)
                 min_ess = jnp.minimum(min_ess, ess)
@@ -530,7 +635,7 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
             def move_one(noise_j, uj):
                 def drift_and_ok(y):
                     ld, g = value_and_grad_finite(flat_ld, y)
-                    z = (x_new - ck * y) / sk
+                    z = (y_new - ck * y) / sk
                     f = g - (ck / sk) * _grad_log_nu(z, c.base, alpha)
                     return f, jnp.isfinite(ld)
 
@@ -548,31 +653,51 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
                     None, uj, drift, dt, c.stages, c.damping, noise=noise_j, has_aux=True
                 )
 
+            u_old = u
             u, ok = jax.vmap(move_one)(xi_fast, u)
-            alive = alive & ok & jnp.all(jnp.isfinite(u), axis=-1)
 
-            # The predicate comes from the (unbatched) grid, so under vmap this stays a real
-            # branch: the π-form's gradients are evaluated, and counted, only where it is used.
-            def pi_score(args):
-                u, alive = args
-                ld_u, g_u = jax.vmap(lambda y: value_and_grad_finite(flat_ld, y))(u)
-                alive = alive & jnp.isfinite(ld_u)
-                w = _normalised_weights(logw, alive, c.reweight)
-                return jnp.sum(w[:, None] * g_u, axis=0) / ck, alive
+            # log π at the moved chains: with its gradient where the π-form needs it (the
+            # predicate comes from the unbatched grid, so under vmap this stays a real branch
+            # and the gradients are evaluated, and counted, only where they are used), alone
+            # otherwise (one density evaluation per chain, for the guard below).
+            def with_grad(u):
+                return jax.vmap(lambda y: value_and_grad_finite(flat_ld, y))(u)
 
-            def nu_score(args):
-                u, alive = args
-                w = _normalised_weights(logw, alive, c.reweight)
-                return score_nu(x_new, u, w, ck, sk), alive
+            def value_only(u):
+                return jax.vmap(flat_ld)(u), jnp.zeros_like(u)
 
-            b_new, alive = jax.lax.cond(pi_form, pi_score, nu_score, (u, alive))
+            ld_new, g_u = jax.lax.cond(pi_form, with_grad, value_only, u)
+            ld_new = jnp.where(jnp.isfinite(ld_new), ld_new, -jnp.inf)
+            # Guard against an unstable explicit step (a chain in a region stiffer than the
+            # cap assumes): a move that lowers log ρ_{λ,x} by more than ``max_drop`` nats is
+            # not a ρ-invariant move, and the AIS weights (which assume one) would not see it;
+            # the chain is dropped (weight 0) and resampling replaces it.
+            log_rho_old = ld_u + _log_nu((y_new - ck * u_old) / sk, c.base, alpha)
+            log_rho_new = ld_new + _log_nu((y_new - ck * u) / sk, c.base, alpha)
+            stable = ~(log_rho_new < log_rho_old - max_drop)
+            alive = alive & ok & jnp.all(jnp.isfinite(u), axis=-1) & jnp.isfinite(ld_new)
+            alive = alive & stable
+            u = jnp.where(alive[:, None], u, u_old)
+            ld_u = jnp.where(alive, ld_new, ld_u)
+            logw = jnp.where(alive, logw, -jnp.inf)
+            w = _normalised_weights(logw, alive, c.reweight)
+            b_new = jnp.where(
+                pi_form, jnp.sum(w[:, None] * g_u, axis=0) / ck, score_nu(y_new, u, w, ck, sk)
+            )
             if c.method == "almc" and not c.overdamped:
                 v = v + 0.5 * h * b_new
                 decay = jnp.exp(-0.5 * fric * h)
                 v = decay * v + jnp.sqrt(1.0 - decay**2) * xi3[2]
-            return (x_new, v, b_new, u, logw, alive, min_ess, n_res), None
+            return (x_new, v, y_new, b_new, u, ld_u, logw, alive, min_ess, n_res), None
 
         k_steps = c.num_steps
+        if kinetic:
+            kin = tuple(
+                jnp.asarray(a, dtype)
+                for a in (grid.phi, grid.psi, grid.chol, grid.ahat[:-1], grid.ahat[1:])
+            )
+        else:
+            kin = jnp.zeros((k_steps,), dtype)  # unused
         stiff = curv + jnp.asarray(kappa_nu * grid.lam[1:] / (1.0 - grid.lam[1:]), dtype)
         cap = STABILITY_SAFETY * ell / stiff
         # All the noise of the trajectory is drawn up front: random-number generation inside
@@ -593,10 +718,14 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
             jnp.asarray(fr, dtype),
             jnp.asarray(cap, dtype),
             jnp.arange(k_steps) >= switch,
+            kin,
         )
-        carry = (x, v, b, u, logw, alive, jnp.asarray(1.0, dtype), jnp.asarray(0, jnp.int32))
+        carry = (x, v, y, b, u, ld_u, logw, alive)
+        carry = carry + (jnp.asarray(1.0, dtype), jnp.asarray(0, jnp.int32))
         carry, _ = jax.lax.scan(slow_step, carry, inputs)
-        x, v, b, u, logw, alive, min_ess, n_res = carry
+        x, v, y, b, u, ld_u, logw, alive, min_ess, n_res = carry
+        if kinetic:  # the finish's velocity is its own (the kinetic OU velocity is not π's)
+            v = jax.random.normal(keys[3], (dim,), dtype)
 
         # --- finish: Langevin on π with the fast variable dropped
         ld, g = value_and_grad_finite(flat_ld, x)
@@ -633,7 +762,7 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
         info = MultiscaleInfo(
             diverging=~ok,
             num_grad_evals=jnp.asarray(n_grad, jnp.int32),
-            num_density_evals=jnp.asarray(n0, jnp.int32),
+            num_density_evals=jnp.asarray(n0 + m * switch, jnp.int32),
             min_ess=min_ess,
             num_resamples=n_res,
         )
