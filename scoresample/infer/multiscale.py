@@ -138,7 +138,8 @@ class _Multiscale(ScoreSampleKernel):
             params.update(fast_chains=1, reweight=False, init="reference")
         if step_size is not None:
             h = check_positive("step_size", step_size)
-            horizon = params.get("horizon", 5.0 if self._method == "almc" else 3.0)
+            overdamped = params.get("overdamped", self._method == "cdiff")
+            horizon = params.get("horizon", multiscale.default_horizon(self._method, overdamped))
             params["num_steps"] = max(1, int(round(float(horizon) / h)))
         self._config = multiscale.make_config(self._method, **params)
         if gaussian_fit_steps is None:
