@@ -130,19 +130,25 @@ def test_path_increments_reproduce_the_sweep_weights_with_per_step_eps():
     betas = reverse_power_schedule(16)
     eps = C.interpolated_step_sizes(betas, 0.02, 0.002)
     ctrl = lambda p, x, t, s: 0.1 * t * s
-    *_, info, traj = C.sweep(
-        jax.random.key(2),
-        target.logdensity_fn,
-        64,
-        10,
-        betas,
-        eps,
-        num_blocks=1,
-        ess_threshold=0.0,
-        control_apply=ctrl,
-        record=True,
-    )
-    total = np.asarray(C.path_increments(None, traj, eps, ctrl).sum(0))
+
+    @jax.jit
+    def run(key):
+        *_, info, traj = C.sweep(
+            key,
+            target.logdensity_fn,
+            64,
+            10,
+            betas,
+            eps,
+            num_blocks=1,
+            ess_threshold=0.0,
+            control_apply=ctrl,
+            record=True,
+        )
+        return info, C.path_increments(None, traj, eps, ctrl).sum(0)
+
+    info, total = run(jax.random.key(2))
+    total = np.asarray(total)
     lw = np.asarray(info["log_weights"])
     ok = np.isfinite(lw)
     assert ok.sum() > 32
