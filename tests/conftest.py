@@ -10,3 +10,18 @@ os.environ["XLA_FLAGS"] = (
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", False)
+
+
+import gc  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drop JAX's compiled programs after each test module. Every executable holds a few memory
+    mappings; one process running the whole suite reached the kernel's limit (vm.max_map_count,
+    65530) and XLA crashed (segfault) while compiling."""
+    yield
+    jax.clear_caches()
+    gc.collect()

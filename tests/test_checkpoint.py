@@ -48,7 +48,13 @@ def make_mcmc(kernel="rmp"):
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("xla_cache"))
+    """A persistent compilation cache for this module only: JAX's cache is process-wide, and
+    leaving it on made a later test's cache write crash the interpreter (CI, jax 0.10.2)."""
+    yield str(tmp_path_factory.mktemp("xla_cache"))
+    jax.config.update("jax_compilation_cache_dir", None)
+    from jax._src import compilation_cache
+
+    compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,11 @@ from scoresample.adapt.warmup import WarmupConfig, build_schedule, warmup_init, 
 from scoresample.samplers.base import SamplerSpec, check_choice, check_positive
 
 PRECONDITIONERS = ("laplace", "identity")
-MAX_DELTA_ENERGY = 1000.0  # a potential rising by more than this in one iteration diverges (NUTS)
+# A potential rising by more than MAX_DELTA_ENERGY + d in one iteration diverges (NUTS's 1000,
+# plus d: a draw of a d-dimensional target's typical set sits about d/2 nats above its mode, so an
+# independent draw after a start at the MAP rises by ~d/2; without the +d every draw of a correct
+# sampler was flagged at d = 2000).
+MAX_DELTA_ENERGY = 1000.0
 MAX_MAP_PARTICLES = 32  # population kernels: MAP + Laplace from at most this many particles
 
 
@@ -378,7 +382,8 @@ class ScoreSampleKernel(MCMCKernel):
         ok = ~jnp.asarray(info.diverging) & jnp.isfinite(proposed.logdensity)
         ok = ok & jnp.all(jnp.isfinite(pos), axis=-1)
         # An exploding trajectory need not overflow: a jump in energy marks it diverging too.
-        ok = ok & (proposed.logdensity - state.sampler_state.logdensity > -MAX_DELTA_ENERGY)
+        max_rise = MAX_DELTA_ENERGY + pos.shape[-1]
+        ok = ok & (proposed.logdensity - state.sampler_state.logdensity > -max_rise)
         sampler_state = _select(ok, proposed, state.sampler_state)
         x = to_position(adapt.precond, sampler_state.position)
         shape = x.shape[:-1]
