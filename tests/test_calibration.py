@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import scoresample
 from scoresample import RandomizedMidpoint
 from scoresample.calibration import chi_square_uniformity, plot_rank_histogram, sbc
 from scoresample.targets.conjugate import ConjugateModel, beta_binomial, normal_normal
@@ -69,3 +70,35 @@ def test_randomized_midpoint_is_calibrated_on_beta_binomial():
     assert result.p_value > 1e-3, result.summary()["counts"]
     assert abs(result.mean_z) < 0.1
     assert abs(result.sd_ratio - 1) < 0.1
+
+
+# The other kernels, reduced: normal–normal, S = 100 data sets (all inferences batched), L = 19
+# draws each on 10 bins (10 per bin expected); the tolerances above hold (per-simulation draws
+# are independent trajectories or particles, so ESS ≈ L and mean_z's sd ≈ 1/sqrt(19 S) ≈ 0.023).
+# Contract-sized settings (tests/kernels.py) except where a kernel's small settings are biased.
+OTHER_KERNELS = {
+    "RDMC": lambda m: scoresample.RDMC(m),
+    "MultALMC": lambda m: scoresample.MultALMC(m, num_steps=25, fast_chains=4),
+    "EnsembleDiffusion": lambda m: scoresample.EnsembleDiffusion(m),
+    "CMCD": lambda m: scoresample.CMCD(m, num_steps=32, num_blocks=4),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(OTHER_KERNELS))
+def test_other_kernels_are_calibrated_on_normal_normal(name):
+    population = name in ("EnsembleDiffusion", "CMCD")
+    result = sbc(
+        normal_normal(),
+        OTHER_KERNELS[name],
+        num_simulations=100,
+        num_draws=19,
+        num_bins=10,
+        num_warmup=30,
+        thin=1,  # every iteration is a fresh trajectory / sweep
+        num_particles=64 if population else 33,
+    )
+    assert result.method == "batched" and result.diverging < 0.01
+    assert result.p_value > 1e-3, result.summary()["counts"]
+    assert abs(result.mean_z) < 0.1, result.summary()
+    assert abs(result.sd_ratio - 1) < 0.1, result.summary()
