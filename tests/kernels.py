@@ -3,9 +3,13 @@
 KERNELS: name -> (factory(model=None, potential_fn=None, **kw) with small, fast settings,
 is_population). Population kernels need chain_method="vectorized".
 INVALID_HYPERPARAMETERS: name -> [(kwargs, name of the parameter the error must mention)].
+NOT_BITWISE_ACROSS_CHAIN_METHODS: kernels whose parallel and sequential runs agree only in
+distribution: the multiscale fast ensemble takes discrete decisions (resampling, dropping an
+unstable fast chain) that amplify the last-bit differences between the pmap- and jit-compiled
+programs, so the same key gives different (equally valid) chains.
 """
 
-from scoresample import CMCD, RDMC, EnsembleDiffusion, RandomizedMidpoint
+from scoresample import CMCD, RDMC, EnsembleDiffusion, MultALMC, MultCDiff, RandomizedMidpoint
 
 KERNELS = {}
 INVALID_HYPERPARAMETERS = {}
@@ -82,3 +86,23 @@ register(
         ({"control": "learned", "control_kwargs": {"learning_rate": 0.0}}, "learning_rate"),
     ],
 )
+# Multiscale averaging (issue 6): a short trajectory, two fast chains, a short Gaussian fit.
+_MULTISCALE_SMALL = {
+    "num_steps": 10,
+    "fast_chains": 2,
+    "newton_steps": 1,
+    "num_final_steps": 2,
+    "gaussian_fit_steps": 50,
+}
+_MULTISCALE_INVALID = [
+    ({"num_steps": 0}, "num_steps"),
+    ({"eps": -1.0}, "eps"),
+    ({"fast_chains": 0}, "fast_chains"),
+    ({"stages": 0}, "stages"),
+    ({"lambda_min": 0.7}, "lambda_min"),
+    ({"init": "map"}, "init"),
+    ({"step_size": -0.1}, "step_size"),
+]
+NOT_BITWISE_ACROSS_CHAIN_METHODS = {"MultALMC", "MultCDiff"}
+register("MultALMC", MultALMC, _MULTISCALE_SMALL, False, _MULTISCALE_INVALID)
+register("MultCDiff", MultCDiff, _MULTISCALE_SMALL, False, _MULTISCALE_INVALID)

@@ -67,10 +67,6 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
         "1-D Cauchy (contract settings): quartiles -1.3e6 / -312 / 8.9e5 instead of -1 / 0 / 1, "
         "no draw flagged diverging"
     ),
-    ("MultALMC", "huge_step"): (
-        "fails with step_size=1e3, adapt_step_size=False, inflation=1e3 (seen in CI-size run; "
-        "which check fails was not diagnosed in time: see the issue-8 report)"
-    ),
     ("RDMC", "huge_step"): (
         "fails with step_size=1e3, adapt_step_size=False, inflation=1e3 (seen in CI-size run; "
         "which check fails was not diagnosed in time: see the issue-8 report)"
@@ -80,10 +76,14 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
 
 # (kernel, case) -> reason: runs that do not finish in CI time (not run, reported as xfail).
 HANGS: dict[tuple[str, str], str] = {
-    ("MultALMC", "tiny_step"): (
-        "step_size=1e-7 fixed, inflation=1e-3, identity preconditioner: still running after "
-        "10 min on 2 CPU cores (the contract settings take seconds): see the issue-8 report"
-    ),
+    **{
+        (name, "gaussian_dim2000"): (
+            "the Laplace-mixture start of the fast ensemble forms a dense d x d Hessian (d "
+            "Hessian-vector products) and its eigendecomposition per fast chain and trajectory: "
+            "at d = 2000 one case did not finish in 5 min on 2 CPU cores (issue-8 report)"
+        )
+        for name in ("MultALMC", "MultCDiff")
+    },
 }
 
 
@@ -232,10 +232,7 @@ def test_huge_fixed_step_and_inflation(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [case(n, "tiny_step") for n in NAMES])
 def test_tiny_fixed_step_no_map_identity(name):
-    x, ef = run(
-        name,
-        gaussian2,
-        2,
+    kw = dict(
         step_size=1e-7,
         adapt_step_size=False,
         inflation=1e-3,
@@ -243,6 +240,11 @@ def test_tiny_fixed_step_no_map_identity(name):
         preconditioner="identity",
         target_accept=0.999,
     )
+    if name in ("MultALMC", "MultCDiff"):  # the step sets the trajectory's length: refused
+        with pytest.raises(ValueError, match="step_size"):
+            KERNELS[name][0](potential_fn=gaussian2, **kw)
+        return
+    x, ef = run(name, gaussian2, 2, **kw)
     assert_no_silent_failure(x, ef, 2)
 
 

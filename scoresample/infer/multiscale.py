@@ -11,6 +11,9 @@ from scoresample.samplers import multiscale
 from scoresample.samplers.base import check_positive, value_and_grad_finite
 
 GAUSSIAN_FIT_STEPS = 1000
+# One draw is one whole trajectory: a step size implying more slow steps than this would make a
+# single iteration run for hours (step_size=1e-7 did not finish in 10 min), so it is an error.
+MAX_SLOW_STEPS = 100_000
 GAUSSIAN_FIT_BATCH = 8
 GAUSSIAN_FIT_LR = 0.05
 
@@ -140,7 +143,14 @@ class _Multiscale(ScoreSampleKernel):
             h = check_positive("step_size", step_size)
             overdamped = params.get("overdamped", self._method == "cdiff")
             horizon = params.get("horizon", multiscale.default_horizon(self._method, overdamped))
-            params["num_steps"] = max(1, int(round(float(horizon) / h)))
+            num_steps = max(1, int(round(float(horizon) / h)))
+            if num_steps > MAX_SLOW_STEPS:
+                raise ValueError(
+                    f"step_size={step_size!r} gives {num_steps} slow steps per trajectory (one "
+                    f"trajectory per draw); more than {MAX_SLOW_STEPS} is refused: use a step "
+                    f"size of at least {float(horizon) / MAX_SLOW_STEPS:.3g}"
+                )
+            params["num_steps"] = num_steps
         self._config = multiscale.make_config(self._method, **params)
         if gaussian_fit_steps is None:
             # The Student-t reference is normalised to a Laplace-whitened target (module
