@@ -262,7 +262,7 @@ class ScoreSampleKernel(MCMCKernel):
             self._sample_fn = self._sample_state
         elif batched:
             init_fn = jax.vmap(lambda k, x: self._init_chain(k, x, model_args, model_kwargs))
-            self._sample_fn = jax.vmap(self._sample_state, in_axes=(0, None, None))
+            self._sample_fn = self._vectorized_sample_state
         else:
             init_fn = lambda k, x: self._init_chain(k, x, model_args, model_kwargs)
             self._sample_fn = self._sample_state
@@ -360,8 +360,20 @@ class ScoreSampleKernel(MCMCKernel):
         precond, x_start, count = self._initial_preconditioner(logdensity_x, x0)
         return self._make_state(key, x_start, precond, logdensity_x, count)
 
-    def _sample_state(self, state: ScoreSampleState, model_args, model_kwargs):
+    def _vectorized_sample_state(self, state: ScoreSampleState, model_args, model_kwargs):
+        """``_sample_state`` over a leading axis of chains. Every chain is at the same iteration,
+        so the iteration counter is passed unbatched: under vmap a ``lax.cond`` on a batched
+        predicate becomes a select that runs both branches, and the warmup branch (step-size
+        probe, Welford update, warmup step) then ran at every sampling iteration (measured: RMP,
+        256 chains, d = 10: 90x the cost of the bare kernel)."""
+        i = state.i[0]
+        return jax.vmap(lambda s: self._sample_state(s, model_args, model_kwargs, iteration=i))(
+            state
+        )
+
+    def _sample_state(self, state: ScoreSampleState, model_args, model_kwargs, iteration=None):
         spec, config = self._spec, self._config
+        it = state.i if iteration is None else iteration
         logdensity_x = self._flat_logdensity(model_args, model_kwargs)
         adapt = state.adapt_state
         ld_z = whitened_logdensity(logdensity_x, adapt.precond)
@@ -371,7 +383,7 @@ class ScoreSampleKernel(MCMCKernel):
         if spec.warmup_step is not None and config.num_warmup > 0:
             # The log density is a function, not an operand of lax.cond: close over it.
             proposed, info = jax.lax.cond(
-                state.i < config.num_warmup,
+                it < config.num_warmup,
                 lambda a: spec.warmup_step(a[0], a[1], ld_z, a[2]),
                 lambda a: spec.step(a[0], a[1], ld_z, a[2]),
                 (k_step, state.sampler_state, adapt.step_size),
@@ -404,7 +416,7 @@ class ScoreSampleKernel(MCMCKernel):
                     acc = jnp.mean(acc)
                 else:
                     acc, probe_grads = jnp.nan, 0
-                new_ad, changed = warmup_update(config, state.i, ad, x, acc)
+                new_ad, changed = warmup_update(config, it, ad, x, acc)
 
                 def reinit(_):
                     ld_new = whitened_logdensity(logdensity_x, new_ad.precond)
@@ -423,7 +435,7 @@ class ScoreSampleKernel(MCMCKernel):
                 return args[0], args[1], jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32)
 
             sampler_state, adapt, extra_grad, extra_dens = jax.lax.cond(
-                state.i < config.num_warmup, warm, frozen, (sampler_state, adapt)
+                it < config.num_warmup, warm, frozen, (sampler_state, adapt)
             )
             n_grad = n_grad + extra_grad
             n_dens = n_dens + extra_dens
