@@ -16,6 +16,7 @@ Hessian counted as d gradients), so the warmup total is the sum over warmup iter
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -53,6 +54,19 @@ PRECONDITIONERS = ("laplace", "identity")
 # sampler was flagged at d = 2000).
 MAX_DELTA_ENERGY = 1000.0
 MAX_MAP_PARTICLES = 32  # population kernels: MAP + Laplace from at most this many particles
+
+
+def pop_base_kwargs(kwargs: dict, exclude=()) -> dict:
+    """Remove and return the keyword arguments that belong to ``ScoreSampleKernel.__init__``
+    (the sampler-specific rest stays in ``kwargs``); ``exclude`` keeps names a kernel handles
+    itself. Derived from the signature, so a new common option reaches every kernel."""
+    names = set(inspect.signature(ScoreSampleKernel.__init__).parameters) - {
+        "self",
+        "model",
+        "potential_fn",
+        *exclude,
+    }
+    return {k: kwargs.pop(k) for k in list(kwargs) if k in names}
 
 
 class ScoreSampleState(NamedTuple):

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from scoresample.infer.base import ScoreSampleKernel
+from scoresample.infer.base import ScoreSampleKernel, pop_base_kwargs
 from scoresample.samplers import multiscale
 from scoresample.samplers.base import check_positive, value_and_grad_finite
 
@@ -125,17 +125,7 @@ class _Multiscale(ScoreSampleKernel):
             raise ValueError(
                 f"gaussian_fit_steps must be a non-negative integer, got {gaussian_fit_steps!r}"
             )
-        base_keys = {
-            "init_strategy",
-            "adapt_step_size",
-            "target_accept",
-            "preconditioner",
-            "adapt_preconditioner",
-            "dense_mass",
-            "inflation",
-            "map_iters",
-        }
-        base_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in base_keys}
+        base_kw = pop_base_kwargs(kwargs, exclude=("step_size",))
         params = dict(kwargs)
         if plain:
             params.update(fast_chains=1, reweight=False, init="reference")

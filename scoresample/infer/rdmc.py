@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scoresample.infer.base import ScoreSampleKernel
+from scoresample.infer.base import ScoreSampleKernel, pop_base_kwargs
 from scoresample.samplers import rdmc
 
 
@@ -58,7 +58,7 @@ class RDMC(ScoreSampleKernel):
         **kwargs,
     ):
         rdmc.validate_params(T, num_steps, s_min, grid, estimator, output)
-        base = {k: kwargs.pop(k) for k in list(kwargs) if k in _BASE_KWARGS}
+        base = pop_base_kwargs(kwargs)
         est = dict(kwargs)  # remaining keyword arguments go to the estimator
         for key, value in (
             ("num_inner_steps", inner_steps),
@@ -86,14 +86,3 @@ class RDMC(ScoreSampleKernel):
         return rdmc.spec(**self._rdmc, **est)
 
 
-_BASE_KWARGS = (
-    "init_strategy",
-    "step_size",
-    "adapt_step_size",
-    "target_accept",
-    "preconditioner",
-    "adapt_preconditioner",
-    "dense_mass",
-    "inflation",
-    "map_iters",
-)
