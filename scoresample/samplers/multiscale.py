@@ -56,8 +56,11 @@ thrown far away (log τ = -5e6 in one step, measured) to where π is tiny but fi
 weights assume a ρ-invariant move and do not see this, so such a chain could carry the score
 (and the slow variable) with it. log π is therefore evaluated at every moved chain (with the
 π-form's gradient where that is used, alone before), and a move that lowers log ρ_{λ,x} by more
-than 20 + 10 sqrt(d) nats (log ρ of two draws of a Gaussian ρ differs with sd sqrt(d)) drops
-the chain: its weight becomes 0 and resampling replaces it.
+than 20 + 10 sqrt(d) nats (log ρ of two draws of a Gaussian ρ differs with sd sqrt(d)), or
+that lands where log π is not finite, is rejected: the chain stays where it was. Staying put is
+ρ-invariant, so the weights stay right. (The first version dropped such chains; that removed
+chains from the stiff regions themselves, and with one fast chain, the paper's plain version,
+it ended every trajectory as diverging on the benchmark's mixtures, measured.)
 
 Heavy-tailed base (``base="student_t"``): ν is the multivariate Student-t with α degrees of
 freedom and scale s = sqrt((α + d)/α), ∇log ν(z) = -(1/(1 + |z|²/(α s²))) z, normalised so that
@@ -240,7 +243,11 @@ def make_config(method: str = "almc", **kwargs) -> MultiscaleConfig:
         2-D four-mode mixture in whitened coordinates, L ≈ 100, a fixed h = 0.1, Γ = 2 left the
         within-mode sds 20% too wide).
     base: "gaussian" or "student_t" (ν = t_α, α = tail_index, default 3).
-    curvature: L in the stability cap (default 1: whitened). defensive: β (default 0.1).
+    curvature: L in the stability cap (default 1: whitened). The "laplace" start raises it to
+        the largest precision its Newton moves find; the "reference" start estimates nothing,
+        so there it must be the target's largest curvature (too small a value makes the fast
+        steps unstable; the guard then rejects them and the fast chains stand still).
+    defensive: β (default 0.1).
     resample_threshold: resample the fast ensemble when ESS < threshold × M (default 0.5).
     """
     cfg = {"method": method, **kwargs}
@@ -596,7 +603,7 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
         b = score_nu(y, u, _normalised_weights(logw, alive, c.reweight), c0, s0)
 
         def slow_step(carry, inp):
-            x, v, y, b, u, ld_u, logw, alive, min_ess, n_res = carry
+            x, v, y, b, u, ld_u, g_u, has_g, logw, alive, min_ess, n_res = carry
             (xi3, u_res, xi_fast), ck_old, sk_old, ck, sk, h, fric, delta_cap, pi_form, kin = inp
             # -- slow move (first half for OBABO)
             if kinetic:
@@ -637,6 +644,7 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
                 do_res = ess < c.resample_threshold
                 idx = jnp.where(do_res, _systematic_resample(u_res, w), jnp.arange(m))
                 u, alive, ld_u = u[idx], alive[idx], ld_u[idx]
+                g_u, has_g = g_u[idx], has_g[idx]
                 logw = jnp.where(do_res, jnp.zeros_like(logw), logw[idx])
                 logw = jnp.where(alive, logw, -jnp.inf)
                 min_ess = jnp.minimum(min_ess, ess)
@@ -677,29 +685,35 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
             def value_only(u):
                 return jax.vmap(flat_ld)(u), jnp.zeros_like(u)
 
-            ld_new, g_u = jax.lax.cond(pi_form, with_grad, value_only, u)
+            ld_new, g_new = jax.lax.cond(pi_form, with_grad, value_only, u)
             ld_new = jnp.where(jnp.isfinite(ld_new), ld_new, -jnp.inf)
             # Guard against an unstable explicit step (a chain in a region stiffer than the
-            # cap assumes): a move that lowers log ρ_{λ,x} by more than ``max_drop`` nats is
-            # not a ρ-invariant move, and the AIS weights (which assume one) would not see it;
-            # the chain is dropped (weight 0) and resampling replaces it.
+            # cap assumes): a move that lowers log ρ_{λ,x} by more than ``max_drop`` nats, or
+            # lands where log π is not finite, is rejected and the chain stays where it was.
+            # Staying put leaves ρ invariant, so the AIS weights stay right; dropping the chain
+            # instead (the first version) removed chains from the stiff regions themselves
+            # (eight schools' funnel neck) and, with one fast chain, killed the trajectory.
             log_rho_old = ld_u + _log_nu((y_new - ck * u_old) / sk, c.base, alpha)
             log_rho_new = ld_new + _log_nu((y_new - ck * u) / sk, c.base, alpha)
             stable = ~(log_rho_new < log_rho_old - max_drop)
-            alive = alive & ok & jnp.all(jnp.isfinite(u), axis=-1) & jnp.isfinite(ld_new)
-            alive = alive & stable
-            u = jnp.where(alive[:, None], u, u_old)
-            ld_u = jnp.where(alive, ld_new, ld_u)
-            logw = jnp.where(alive, logw, -jnp.inf)
+            moved = ok & jnp.all(jnp.isfinite(u), axis=-1) & jnp.isfinite(ld_new) & stable
+            u = jnp.where(moved[:, None], u, u_old)
+            ld_u = jnp.where(moved, ld_new, ld_u)
+            g_u = jnp.where(moved[:, None], g_new, g_u)
+            has_g = jnp.where(moved, pi_form, has_g)
             w = _normalised_weights(logw, alive, c.reweight)
-            b_new = jnp.where(
-                pi_form, jnp.sum(w[:, None] * g_u, axis=0) / ck, score_nu(y_new, u, w, ck, sk)
-            )
+            # Per chain, the π-form term ∇log π(u_j)/c where ∇log π(u_j) is known (the chain
+            # moved at a π-form step, or has not moved since), the ν-form term otherwise: both
+            # have the score as their expectation under ρ.
+            nu_terms = _grad_log_nu((y_new - ck * u) / sk, c.base, alpha) / sk
+            terms = jnp.where((pi_form & has_g)[:, None], g_u / ck, nu_terms)
+            b_new = jnp.sum(w[:, None] * terms, axis=0)
             if c.method == "almc" and not c.overdamped:
                 v = v + 0.5 * h * b_new
                 decay = jnp.exp(-0.5 * fric * h)
                 v = decay * v + jnp.sqrt(1.0 - decay**2) * xi3[2]
-            return (x_new, v, y_new, b_new, u, ld_u, logw, alive, min_ess, n_res), None
+            carry = (x_new, v, y_new, b_new, u, ld_u, g_u, has_g, logw, alive, min_ess, n_res)
+            return carry, None
 
         k_steps = c.num_steps
         if kinetic:
@@ -731,10 +745,10 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
             jnp.arange(k_steps) >= switch,
             kin,
         )
-        carry = (x, v, y, b, u, ld_u, logw, alive)
+        carry = (x, v, y, b, u, ld_u, jnp.zeros_like(u), jnp.zeros(m, bool), logw, alive)
         carry = carry + (jnp.asarray(1.0, dtype), jnp.asarray(0, jnp.int32))
         carry, _ = jax.lax.scan(slow_step, carry, inputs)
-        x, v, y, b, u, ld_u, logw, alive, min_ess, n_res = carry
+        x, v, y, b, u, ld_u, g_u, has_g, logw, alive, min_ess, n_res = carry
         if kinetic:  # the finish's velocity is its own (the kinetic OU velocity is not π's)
             v = jax.random.normal(keys[3], (dim,), dtype)
 
