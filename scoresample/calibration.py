@@ -114,7 +114,19 @@ def _simulate(model, num_simulations, seed):
 
 
 def _batched_draws(kernel, model, data, key, num_warmup, num_samples, num_particles):
-    """Post-warmup constrained draws of model.site, (S, num_samples, n_per_iteration)."""
+    """Post-warmup constrained draws of model.site, (S, num_samples, n_per_iteration).
+
+    The S inferences share the iteration counter, so it stays outside the vmap over data sets
+    (as in ``ScoreSampleKernel._vectorized_sample_state`` for vectorized chains): each state's
+    ``i`` is replaced by the one unbatched counter before the transition, so the kernel's
+    ``lax.cond(i < num_warmup, warmup, frozen)`` stays a real branch. A batched counter turns it
+    into a select that runs the warmup work (step-size probe, Welford update, warmup step) at
+    every iteration. Replacing ``i`` in the state, rather than passing ``iteration=``, works for
+    every subclass, including those that override ``_sample_state`` without that argument.
+    (The earlier form, a scan inside ``vmap`` over a state built inside it, also left the counter
+    unbatched, as a constant of the vmapped function: the same number of ``case`` ops in its HLO,
+    the same time. The explicit form does not depend on where the state comes from.)
+    """
     population = kernel.is_ensemble_kernel
     y0 = jnp.asarray(data[0])
     init_key = jax.random.split(key, num_particles) if population else key
@@ -122,25 +134,37 @@ def _batched_draws(kernel, model, data, key, num_warmup, num_samples, num_partic
     params = initialize_model(key, model.model, model_args=(y0,))[0][0]
     dim = ravel_pytree(params)[0].shape[0]
     site = model.site
+    num = len(data)
 
-    def one(key, y):
-        args = (y,)
+    def init_one(key, y):
         k_init, k_x = jax.random.split(key)
         shape = (num_particles, dim) if population else (dim,)
         x0 = jax.random.uniform(k_x, shape, jnp.float32, -2.0, 2.0)  # as init_to_uniform
-        state = kernel._init_chain(k_init, x0, args, {})
-        post = kernel.postprocess_fn(args, {})
+        return kernel._init_chain(k_init, x0, (y,), {})
 
-        def step(st, _):  # one scan for warmup and sampling: one copy of the kernel to compile
-            st = kernel._sample_state(st, args, {})
-            z = jax.vmap(post)(st.z) if population else post(st.z)
-            return st, (jnp.reshape(z[site], (-1,)), jnp.reshape(st.diverging, (-1,)))
+    def step_one(state, i, y):  # i: the shared, unbatched iteration counter
+        return kernel._sample_state(state._replace(i=i), (y,), {})
 
-        _, (theta, div) = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
-        return theta[num_warmup:], div[num_warmup:]
+    def site_of(z, y):
+        post = kernel.postprocess_fn((y,), {})
+        z = jax.vmap(post)(z) if population else post(z)
+        return jnp.reshape(z[site], (-1,))
 
-    keys = jax.random.split(jax.random.fold_in(key, 1), len(data))
-    theta, div = jax.jit(jax.vmap(one))(keys, jnp.asarray(data))
+    def run(keys, ys):
+        state = jax.vmap(init_one)(keys, ys)
+
+        def step(carry, _):  # one scan for warmup and sampling: one copy of the kernel to compile
+            state, i = carry
+            state = jax.vmap(step_one, in_axes=(0, None, 0))(state, i, ys)
+            theta = jax.vmap(site_of)(state.z, ys)
+            return (state, i + 1), (theta, jnp.reshape(state.diverging, (num, -1)))
+
+        carry = (state, state.i[0])
+        _, (theta, div) = jax.lax.scan(step, carry, None, length=num_warmup + num_samples)
+        return theta[num_warmup:].swapaxes(0, 1), div[num_warmup:].swapaxes(0, 1)
+
+    keys = jax.random.split(jax.random.fold_in(key, 1), num)
+    theta, div = jax.jit(run)(keys, jnp.asarray(data))
     return np.asarray(theta, np.float64), np.asarray(div)
 
 
