@@ -79,6 +79,7 @@ def test_randomized_midpoint_is_calibrated_on_beta_binomial():
 OTHER_KERNELS = {
     "RDMC": lambda m: scoresample.RDMC(m),
     "MultALMC": lambda m: scoresample.MultALMC(m, num_steps=25, fast_chains=4),
+    "MultCDiff": lambda m: scoresample.MultCDiff(m, num_steps=25, fast_chains=4),
     "EnsembleDiffusion": lambda m: scoresample.EnsembleDiffusion(m),
     "CMCD": lambda m: scoresample.CMCD(m, num_steps=32, num_blocks=4),
 }
