@@ -1,6 +1,8 @@
 """Simulation-based calibration (Talts et al. 2018) of every kernel in scoresample, and NUTS.
 
     python -m benchmarks.calibration [--simulations 200] [--kernels RDMC,NUTS] [--models ...]
+    python -m benchmarks.calibration --merge DIR [DIR ...] [--out ...]
+
 
 Two models with exact posteriors (scoresample.targets.conjugate): normal–normal (θ, 5
 observations) and beta–binomial (p on the logit scale, 20 trials). For each kernel (default
@@ -10,6 +12,8 @@ posterior mean in posterior sds (mean_z) and the sd ratio against the exact post
 benchmarks/results/calibration.{md,json} (updated after every kernel, so a partial run leaves
 its results) and rank histograms benchmarks/results/calibration_<kernel>_<model>.png.
 scoresample kernels run all S inferences at once (batched); NUTS runs them one by one.
+``--merge`` combines the results of separate runs (e.g. one process per kernel, each with its own
+``--out``, so that a crash loses one kernel only) into one table in ``--out``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import datetime
 import inspect
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -52,10 +57,12 @@ MODELS = {"normal_normal": normal_normal, "beta_binomial": beta_binomial}
 
 
 def markdown(results, command) -> str:
-    lines = [
-        "# Simulation-based calibration",
+    commands = [command] if isinstance(command, str) else list(command)
+    lines = ["# Simulation-based calibration", ""]
+    lines += [f"`{c}`" for c in commands]
+    lines += [
         "",
-        f"`{command}` — {datetime.date.today().isoformat()}",
+        f"{datetime.date.today().isoformat()}",
         "",
         "S simulated data sets per row, L = 99 thinned draws each (Talts et al. 2018), ranks on",
         "10 bins; p: chi-square test of uniform ranks (p < 0.001 = miscalibrated at 0.1%);",
@@ -74,6 +81,28 @@ def markdown(results, command) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(dirs, out, command) -> list:
+    """Results of the runs in ``dirs`` (each a calibration.json and its PNGs) into ``out``."""
+    results, commands = [], []
+    for d in dirs:
+        with open(os.path.join(d, "calibration.json")) as f:
+            run = json.load(f)
+        cmd = run["command"]
+        commands += [cmd] if isinstance(cmd, str) else [c for c in cmd if "--merge" not in c]
+        results += run["results"]
+        if os.path.abspath(d) != os.path.abspath(out):
+            for r in run["results"]:
+                png = f"calibration_{r['kernel']}_{r['model']}.png"
+                if os.path.exists(os.path.join(d, png)):
+                    shutil.copy(os.path.join(d, png), os.path.join(out, png))
+    commands.append(command)
+    with open(os.path.join(out, "calibration.json"), "w") as f:
+        json.dump({"command": commands, "results": results}, f, indent=1)
+    with open(os.path.join(out, "calibration.md"), "w") as f:
+        f.write(markdown(results, commands))
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulations", type=int, default=200)
@@ -82,8 +111,15 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--thin", type=int, default=2)
     parser.add_argument("--out", default=RESULTS)
+    parser.add_argument(
+        "--merge", nargs="+", metavar="DIR", help="merge the results of earlier runs into --out"
+    )
     args = parser.parse_args(argv)
     command = "python -m benchmarks.calibration " + " ".join(argv or sys.argv[1:])
+    if args.merge:
+        os.makedirs(args.out, exist_ok=True)
+        merge(args.merge, args.out, command)
+        return
     kernels = available_kernels()
     if args.kernels != "all":
         kernels = {k: kernels[k] for k in args.kernels.split(",")}
