@@ -168,6 +168,13 @@ def _batched_draws(kernel, model, data, key, num_warmup, num_samples, num_partic
     return np.asarray(theta, np.float64), np.asarray(div)
 
 
+# NumPyro compiles every MCMC.run anew (fresh closures in the kernel's init) and JAX keeps each
+# executable: ~360 memory maps per NUTS run (measured), so a process died with "LLVM compilation
+# error: Cannot allocate memory" at vm.max_map_count = 65530 after ~180 runs. Clearing JAX's
+# caches every CLEAR_EVERY runs keeps the maps flat (1.0k after 60 runs instead of 22.9k).
+CLEAR_EVERY = 50
+
+
 def _sequential_draws(kernel_factory, model, data, key, num_warmup, num_samples):
     mcmc = MCMC(
         kernel_factory(model.model),
@@ -182,6 +189,8 @@ def _sequential_draws(kernel_factory, model, data, key, num_warmup, num_samples)
         mcmc.run(jax.random.fold_in(key, s), jnp.asarray(y))
         thetas.append(np.asarray(mcmc.get_samples()[model.site], np.float64).reshape(-1, 1))
         divs.append(np.asarray(mcmc.get_extra_fields()["diverging"]).reshape(-1, 1))
+        if (s + 1) % CLEAR_EVERY == 0:
+            jax.clear_caches()
     return np.stack(thetas), np.stack(divs)
 
 
