@@ -232,7 +232,7 @@ def sbc(
     if kernel_factory is None:
         rng = np.random.default_rng(seed + 1)
         draws = np.stack([p.rvs(num_draws, random_state=rng) for p in posts])
-        div, kernel_name, method = np.zeros(1), "exact posterior", "exact"
+        div, kernel_name, method = np.zeros(1), name or "exact posterior", "exact"
     else:
         kernel = kernel_factory(model.model)
         kernel_name = name or type(kernel).__name__
