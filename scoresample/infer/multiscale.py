@@ -91,14 +91,16 @@ _COMMON_DOC = """
     moves it to a Gaussian variational fit started there (``gaussian_fit_steps`` Adam steps,
     default 1000 with the Gaussian base, 0 with the Student-t one; 8 draws each; 0 keeps the
     Laplace scale: see ``gaussian_fit`` for why), and
-    refines it from the (independent) warmup draws; for a multimodal target give an
-    ``inflation`` (or a preconditioner that spans the modes), since a per-chain Laplace scale
-    sees one mode only.
+    refines it from the (independent) warmup draws. On a multimodal target the first Laplace
+    scale sees one mode only; the wide Newton starts of the fast ensemble (``wide_starts``) find
+    the others, the warmup draws span them, and the refined preconditioner covers them (2-D
+    four-mode mixture: tests/test_multiscale.py). ``inflation`` widens the reference further.
 
     Args (defaults and their sources: ``scoresample.samplers.multiscale.make_config``):
         num_steps, horizon, eps, fast_chains, reweight, init, newton_steps, stages, damping,
         schedule, lambda_min, lambda_switch, overdamped, friction_schedule, friction_low,
-        friction, num_final_steps, final_step_size, curvature, defensive, resample_threshold.
+        friction, num_final_steps, final_step_size, curvature, defensive, resample_threshold,
+        wide_starts, wide_scale.
         plain: True gives the paper's version (one fast chain, no weights, reference start).
         All common parameters of :class:`~scoresample.infer.base.ScoreSampleKernel`.
 """
