@@ -29,7 +29,7 @@ from pathlib import Path  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from numpyro.infer import MCMC, NUTS  # noqa: E402
+from numpyro.infer import NUTS  # noqa: E402
 
 import scoresample  # noqa: E402
 from scoresample import bench  # noqa: E402
@@ -43,14 +43,7 @@ def state_bytes_per_chain(state, num_chains: int) -> float:
 
 def timed_run(name, kernel, target, num_chains, num_warmup, num_samples, seed=0):
     fields = ("num_steps",) if name == "NUTS" else ("num_grad_evals",)
-    mcmc = MCMC(
-        kernel,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method="vectorized",
-        progress_bar=False,
-    )
+    mcmc = bench.make_mcmc(kernel, num_chains, num_warmup, num_samples)
     key_w, key_s = jax.random.split(jax.random.key(seed))
     mcmc.warmup(key_w, *target.model_args)
     jax.block_until_ready(mcmc.post_warmup_state)
@@ -84,8 +77,10 @@ def chains_table(args, target):
     rows = []
     for c in args.chains:
         for name in args.samplers:
-            kernel = NUTS(target.model) if name == "NUTS" else scoresample.RandomizedMidpoint(
-                target.model, shard_chains=False
+            kernel = (
+                NUTS(target.model)
+                if name == "NUTS"
+                else scoresample.RandomizedMidpoint(target.model, shard_chains=False)
             )
             row = timed_run(name, kernel, target, c, args.warmup, args.draws)
             print(row, flush=True)
@@ -147,7 +142,8 @@ def main(argv=None):
     if dev_rows:
         lines += [
             "",
-            "RandomizedMidpoint, chains sharded over the devices (shard_chains=True) vs one device:",
+            "RandomizedMidpoint, chains sharded over the devices (shard_chains=True)"
+            " vs one device:",
             "",
             bench.markdown_table(dev_rows, [("devices", "{}")] + cols[1:]),
         ]

@@ -43,6 +43,28 @@ class RunResult:
         return int(self.draws.shape[0] * self.draws.shape[1])
 
 
+def make_mcmc(
+    kernel,
+    num_chains: int,
+    num_warmup: int,
+    num_samples: int,
+    chain_method: str = "vectorized",
+    progress_bar: bool = False,
+    **kwargs,
+) -> MCMC:
+    """``numpyro.infer.MCMC`` with the sizes in the order the benchmarks and tests give them,
+    vectorized chains and no progress bar unless asked."""
+    return MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        progress_bar=progress_bar,
+        **kwargs,
+    )
+
+
 def run_numpyro(
     name: str,
     kernel,
@@ -61,14 +83,7 @@ def run_numpyro(
     """
     is_nuts = isinstance(kernel, NUTS)
     fields = ("num_steps",) if is_nuts else ("num_grad_evals", "num_density_evals")
-    mcmc = MCMC(
-        kernel,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method=chain_method,
-        progress_bar=progress_bar,
-    )
+    mcmc = make_mcmc(kernel, num_chains, num_warmup, num_samples, chain_method, progress_bar)
     key_w, key_s = jax.random.split(jax.random.key(seed))
     t0 = time.perf_counter()
     mcmc.warmup(key_w, *target.model_args, collect_warmup=True, extra_fields=fields)

@@ -6,24 +6,28 @@ import argparse
 import sys
 from pathlib import Path
 
-# (kernel name, population?) in the order the demo shows them; kernels not in this build are
-# skipped with a note. Per-chain kernels: a few chains; population kernels: the chains are the
-# particles, so many chains and few iterations.
+# (kernel name, kind) in the order the demo shows them; kernels not in this build are skipped
+# with a note. "chain": a Markov chain per chain (correlated draws); "trajectory": one
+# independent trajectory per draw, so fewer iterations give as many effective draws;
+# "population": the chains are the particles, so many chains and few iterations.
 DEMO_KERNELS = [
-    ("RandomizedMidpoint", False),
-    ("RDMC", False),
-    ("MultALMC", False),
-    ("MultCDiff", False),
-    ("EnsembleDiffusion", True),
-    ("CMCD", True),
+    ("RandomizedMidpoint", "chain"),
+    ("RDMC", "trajectory"),
+    ("MultALMC", "trajectory"),
+    ("MultCDiff", "trajectory"),
+    ("EnsembleDiffusion", "population"),
+    ("CMCD", "population"),
 ]
 
 
-def demo_sizes(population: bool, quick: bool) -> dict:
-    if population:
+def demo_sizes(kind: str, quick: bool) -> dict:
+    if kind == "population":
         return dict(num_chains=512 if quick else 2048, num_warmup=30, num_samples=4)
     # --quick: 4 chains x 50 draws; enough for the one-trajectory-per-draw kernels (independent
-    # draws: a mode weight's MC sd is <= 0.035 at 200 draws) to tell a right answer from a stuck one.
+    # draws: a mode weight's MC sd is <= 0.035 at 200 draws) to tell a right answer from a
+    # stuck one. Full: 600 independent draws (MC sd <= 0.02), 4000 correlated ones for the chains.
+    if kind == "trajectory":
+        return dict(num_chains=4, num_warmup=50 if quick else 100, num_samples=50 if quick else 150)
     return dict(num_chains=4, num_warmup=50 if quick else 400, num_samples=50 if quick else 1000)
 
 
@@ -63,15 +67,15 @@ def _demo(args) -> int:
     targets = {"mixture4_2d": unequal_mixture_2d()}
     if not quick:
         targets["eight_schools"] = eight_schools()
-    kernels = [(n, pop) for n, pop in DEMO_KERNELS if hasattr(scoresample, n)]
+    kernels = [(n, kind) for n, kind in DEMO_KERNELS if hasattr(scoresample, n)]
     for n, _ in DEMO_KERNELS:
         if not hasattr(scoresample, n):
             print(f"[demo] {n} is not in this build; skipped")
     rows, mixture_runs = [], []
     for tname, target in targets.items():
-        entries = [("NUTS", False)] + kernels
-        for name, pop in entries:
-            sizes = demo_sizes(pop, quick)
+        entries = [("NUTS", "chain")] + kernels
+        for name, kind in entries:
+            sizes = demo_sizes(kind, quick)
             print(
                 f"[demo] {name} on {tname} "
                 f"({sizes['num_chains']} chains x {sizes['num_samples']} draws)",
@@ -189,7 +193,7 @@ def bench_runner(name: str, num_draws: int):
     import scoresample
     from scoresample import baselines, bench
 
-    pops = dict(DEMO_KERNELS)
+    kinds = dict(DEMO_KERNELS)
     if name == "NUTS":
         return lambda t, seed: bench.run_nuts(
             t, num_chains=4, num_warmup=500, num_samples=num_draws // 4, seed=seed
@@ -207,9 +211,9 @@ def bench_runner(name: str, num_draws: int):
         return lambda t, seed: baselines.run_schrodinger_follmer(
             t, num_particles=num_draws, seed=seed
         )
-    if name not in pops or not hasattr(scoresample, name):
-        raise SystemExit(f"unknown sampler {name!r}; choose from {list(BASELINES) + list(pops)}")
-    if pops[name]:
+    if name not in kinds or not hasattr(scoresample, name):
+        raise SystemExit(f"unknown sampler {name!r}; choose from {list(BASELINES) + list(kinds)}")
+    if kinds[name] == "population":
         sizes = dict(num_chains=num_draws // 4, num_warmup=30, num_samples=4)
     else:
         sizes = dict(num_chains=8, num_warmup=300, num_samples=num_draws // 8)

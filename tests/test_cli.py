@@ -17,7 +17,8 @@ def test_demo_quick_writes_figure_and_table(tmp_path, capsys):
     names = {r["sampler"] for r in rows}
     assert names == {"NUTS"} | AVAILABLE
     for r in rows:
-        assert len(r["mode_weights"]) == 4 and abs(sum(r["mode_weights"]) - 1) < 1e-3  # rounded to 4 decimals
+        # the weights are rounded to 4 decimals, so they sum to 1 within 4 x 0.5e-4
+        assert len(r["mode_weights"]) == 4 and abs(sum(r["mode_weights"]) - 1) < 1e-3
 
 
 def test_bench_command_runs_ours_and_baselines(tmp_path):

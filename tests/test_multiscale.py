@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from numpyro.infer import MCMC
 
 import scoresample
 from scoresample import diagnostics as D
+from scoresample.bench import make_mcmc
 from scoresample.samplers import multiscale as ms
 from scoresample.targets import (
     anisotropic_gaussian,
@@ -26,14 +26,7 @@ from scoresample.targets.heavy_tailed import student_t
 
 
 def run_kernel(kernel, target, num_chains, num_warmup, num_samples, seed=0):
-    mcmc = MCMC(
-        kernel,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method="vectorized",
-        progress_bar=False,
-    )
+    mcmc = make_mcmc(kernel, num_chains, num_warmup, num_samples)
     mcmc.run(jax.random.key(seed), *target.model_args, extra_fields=("num_grad_evals",))
     return mcmc
 

@@ -11,10 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numpyro.infer import MCMC, NUTS
+from numpyro.infer import NUTS
 
 import scoresample
 from scoresample import diagnostics as D
+from scoresample.bench import make_mcmc
 from scoresample.samplers import rdmc
 from scoresample.targets import (
     eight_schools,
@@ -87,14 +88,7 @@ def test_invalid_parameters(kwargs, name):
 
 
 def run(kernel, target, num_chains, num_warmup, num_samples, seed=0):
-    mcmc = MCMC(
-        kernel,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method="vectorized",
-        progress_bar=False,
-    )
+    mcmc = make_mcmc(kernel, num_chains, num_warmup, num_samples)
     mcmc.run(jax.random.key(seed), *target.model_args, extra_fields=("diverging",))
     return mcmc
 

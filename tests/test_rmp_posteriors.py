@@ -9,9 +9,9 @@ coordinates is ≤ 0.07 sd (mean) and ≤ 5% (sd); what is left is the room for 
 import jax
 import numpy as np
 import pytest
-from numpyro.infer import MCMC
 
 import scoresample
+from scoresample.bench import make_mcmc
 from scoresample.targets import (
     eight_schools,
     eight_schools_constrained,
@@ -22,14 +22,7 @@ from scoresample.targets import (
 
 def sample(target, num_chains, num_warmup, num_samples, seed=0, **kw):
     kernel = scoresample.RandomizedMidpoint(target.model, **kw)
-    mcmc = MCMC(
-        kernel,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        chain_method="vectorized",
-        progress_bar=False,
-    )
+    mcmc = make_mcmc(kernel, num_chains, num_warmup, num_samples)
     mcmc.run(jax.random.key(seed), *target.model_args)
     return mcmc
 

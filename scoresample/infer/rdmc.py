@@ -84,5 +84,3 @@ class RDMC(ScoreSampleKernel):
     def _build_spec(self):
         est = self._inner(self._est, self._step_size, self._target_accept)
         return rdmc.spec(**self._rdmc, **est)
-
-

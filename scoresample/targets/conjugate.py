@@ -85,4 +85,3 @@ def beta_binomial(a: float = 2.0, b: float = 3.0, num_trials: int = 20) -> Conju
     return ConjugateModel(
         "beta_binomial", model, "p", simulate, posterior, {"a": a, "b": b, "n": num_trials}
     )
-
