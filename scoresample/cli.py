@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ DEMO_KERNELS = [
 
 def demo_sizes(kind: str, quick: bool) -> dict:
     if kind == "population":
-        return dict(num_chains=512 if quick else 2048, num_warmup=30, num_samples=4)
+        return dict(num_chains=512 if quick else 1024, num_warmup=30, num_samples=4)
     # --quick: 4 chains x 50 draws; enough for the one-trajectory-per-draw kernels (independent
     # draws: a mode weight's MC sd is <= 0.035 at 200 draws) to tell a right answer from a
     # stuck one. Full: 600 independent draws (MC sd <= 0.02), 4000 correlated ones for the chains.
@@ -150,6 +151,7 @@ def api_markdown() -> str:
         target = obj.__init__ if inspect.isclass(obj) else obj
         try:
             sig = str(inspect.signature(target)).replace("(self, ", "(")
+            sig = re.sub(r" at 0x[0-9a-f]+>", ">", sig)  # default functions: no memory address
         except (TypeError, ValueError):
             sig = "(...)"
         parts.append(f"## `scoresample.{name}{sig}`\n")
