@@ -20,15 +20,17 @@ def test_demo_quick_writes_figure_and_table(tmp_path, capsys):
     for r in rows:
         # the weights are rounded to 4 decimals, so they sum to 1 within 4 x 0.5e-4
         assert len(r["mode_weights"]) == 4 and abs(sum(r["mode_weights"]) - 1) < 1e-3
-    # What the demo is for: chains that keep their start modes (NUTS, 4 chains: weights in
-    # multiples of 1/4, error 0.2 here) against samplers that move mass between the modes. The
-    # one-trajectory-per-draw kernels have 200 independent draws (weight MC sd <= 0.035, plus the
-    # chains' different warmups); measured errors 0.065-0.125 (MultALMC the largest), population
-    # kernels 0.02-0.03.
-    error = {r["sampler"]: r["mode_weight_error"] for r in rows}
-    assert error["NUTS"] >= 0.15, error
+    # What the demo is for: chains that keep their start modes (NUTS: weights in multiples of
+    # 1/4 from its 4 chains, error 0.2, R-hat 1.73 here) against samplers that move mass between
+    # the modes. The one-trajectory-per-draw kernels have 200 independent draws (weight MC sd
+    # <= 0.035, plus the chains' different warmups): measured errors 0.03-0.08, R-hat <= 1.07;
+    # population kernels 0.02-0.03. A stuck kernel can have a small weight error by chance
+    # (4 stuck chains: 0.1 at best), never an R-hat near 1.
+    by_name = {r["sampler"]: r for r in rows}
+    assert by_name["NUTS"]["mode_weight_error"] >= 0.15 and by_name["NUTS"]["rhat_max"] > 1.5
     for name in {"RDMC", "MultALMC", "MultCDiff", "EnsembleDiffusion", "CMCD"} & AVAILABLE:
-        assert error[name] < 0.15, (name, error)
+        r = by_name[name]
+        assert r["mode_weight_error"] < 0.15 and r["rhat_max"] < 1.2, (name, r)
 
 
 def test_bench_command_runs_ours_and_baselines(tmp_path):
