@@ -45,7 +45,12 @@ from scoresample.adapt.preconditioner import (
     whitened_logdensity,
 )
 from scoresample.adapt.warmup import WarmupConfig, build_schedule, warmup_init, warmup_update
-from scoresample.samplers.base import SamplerSpec, check_choice, check_positive
+from scoresample.samplers.base import (
+    SamplerSpec,
+    check_choice,
+    check_nonnegative_int,
+    check_positive,
+)
 
 PRECONDITIONERS = ("laplace", "identity")
 # A potential rising by more than MAX_DELTA_ENERGY + d in one iteration diverges (NUTS's 1000,
@@ -179,8 +184,7 @@ class ScoreSampleKernel(MCMCKernel):
             raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
         check_choice("preconditioner", preconditioner, PRECONDITIONERS)
         check_positive("inflation", inflation)
-        if not isinstance(map_iters, int) or map_iters < 0:
-            raise ValueError(f"map_iters must be a non-negative integer, got {map_iters!r}")
+        check_nonnegative_int("map_iters", map_iters)
         self._model = model
         self._potential_fn = potential_fn
         self._init_strategy = init_strategy

@@ -8,7 +8,11 @@ import optax
 
 from scoresample.infer.base import ScoreSampleKernel, pop_base_kwargs
 from scoresample.samplers import multiscale
-from scoresample.samplers.base import check_positive, value_and_grad_finite
+from scoresample.samplers.base import (
+    check_nonnegative_int,
+    check_positive,
+    value_and_grad_finite,
+)
 
 GAUSSIAN_FIT_STEPS = 1000
 # One draw is one whole trajectory: a step size implying more slow steps than this would make a
@@ -119,14 +123,8 @@ class _Multiscale(ScoreSampleKernel):
         gaussian_fit_steps=None,
         **kwargs,
     ):
-        if gaussian_fit_steps is not None and (
-            isinstance(gaussian_fit_steps, bool)
-            or not isinstance(gaussian_fit_steps, int)
-            or gaussian_fit_steps < 0
-        ):
-            raise ValueError(
-                f"gaussian_fit_steps must be a non-negative integer, got {gaussian_fit_steps!r}"
-            )
+        if gaussian_fit_steps is not None:
+            check_nonnegative_int("gaussian_fit_steps", gaussian_fit_steps)
         base_kw = pop_base_kwargs(kwargs, exclude=("step_size",))
         params = dict(kwargs)
         if plain:

@@ -95,6 +95,13 @@ def check_positive_int(name: str, value):
     return value
 
 
+def check_nonnegative_int(name: str, value):
+    """Raise a ValueError naming the hyper-parameter unless it is a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
 def check_choice(name: str, value, choices):
     """Raise a ValueError naming the hyper-parameter unless value is one of choices."""
     if value not in choices:

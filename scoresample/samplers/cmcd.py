@@ -64,6 +64,7 @@ from scoresample.samplers.base import (
     SamplerSpec,
     SamplingAPI,
     check_choice,
+    check_nonnegative_int,
     check_positive,
     check_positive_int,
     value_and_grad_finite,
@@ -466,10 +467,7 @@ def validate_params(
         raise ValueError(f"num_blocks must be <= num_steps, got {num_blocks} > {num_steps}")
     if not (0.0 <= float(ess_threshold) <= 1.0):
         raise ValueError(f"ess_threshold must lie in [0, 1], got {ess_threshold!r}")
-    if isinstance(num_mala_steps, bool) or not isinstance(num_mala_steps, int):
-        raise ValueError(f"num_mala_steps must be a non-negative integer, got {num_mala_steps!r}")
-    if num_mala_steps < 0:
-        raise ValueError(f"num_mala_steps must be a non-negative integer, got {num_mala_steps!r}")
+    check_nonnegative_int("num_mala_steps", num_mala_steps)
     check_positive("max_score_norm", max_score_norm)
 
 

@@ -136,6 +136,7 @@ from scoresample.samplers.base import (
     SamplerSpec,
     SamplingAPI,
     check_choice,
+    check_nonnegative_int,
     check_positive,
     check_positive_int,
     value_and_grad_finite,
@@ -271,10 +272,7 @@ def make_config(method: str = "almc", **kwargs) -> MultiscaleConfig:
     check_positive("eps", c.eps)
     check_positive_int("fast_chains", c.fast_chains)
     check_choice("init", c.init, INITS)
-    if isinstance(c.newton_steps, bool) or not isinstance(c.newton_steps, int):
-        raise ValueError(f"newton_steps must be a non-negative integer, got {c.newton_steps!r}")
-    if c.newton_steps < 0:
-        raise ValueError(f"newton_steps must be a non-negative integer, got {c.newton_steps!r}")
+    check_nonnegative_int("newton_steps", c.newton_steps)
     check_positive_int("stages", c.stages)
     check_positive("damping", c.damping, allow_zero=True)
     choices = LAMBDA_SCHEDULES if c.method == "almc" else CDIFF_GRIDS
@@ -286,14 +284,7 @@ def make_config(method: str = "almc", **kwargs) -> MultiscaleConfig:
     check_choice("friction_schedule", c.friction_schedule, FRICTION_SCHEDULES)
     check_positive("friction_low", c.friction_low)
     check_positive("friction", c.friction)
-    if isinstance(c.num_final_steps, bool) or not isinstance(c.num_final_steps, int):
-        raise ValueError(
-            f"num_final_steps must be a non-negative integer, got {c.num_final_steps!r}"
-        )
-    if c.num_final_steps < 0:
-        raise ValueError(
-            f"num_final_steps must be a non-negative integer, got {c.num_final_steps!r}"
-        )
+    check_nonnegative_int("num_final_steps", c.num_final_steps)
     check_positive("final_step_size", c.final_step_size)
     check_choice("base", c.base, BASES)
     check_positive("tail_index", c.tail_index)
