@@ -26,7 +26,8 @@ class RDMC(ScoreSampleKernel):
     the 2-D unequal four-mode mixture: tests/test_rdmc.py). ``inflation`` stays 1 by default.
 
     Args:
-        T: initial OU noise level (default 3). num_steps: outer steps K (default 32).
+        T: initial OU noise level (default 3). num_steps: outer steps K (default 32; posterior
+            sds come out 4.5% too wide there, 2.0% at 128: SBC in benchmarks/BENCHMARKS.md).
         s_min: final noise level (default 0.02). grid: "geometric" (default) or "uniform".
         estimator: "langevin" (default: IS warm start + inner chains) or "importance"
             (gradient-free). output: "sample" (default), "mean" or "noisy".

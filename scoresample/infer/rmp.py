@@ -24,7 +24,8 @@ class RandomizedMidpoint(ScoreSampleKernel):
         target_accept: default 0.97, measured: on eight schools (non-centred) 0.9 left one of
             four chains with a step size that diverged (sd of theta[1] +90%), 0.97 and 0.99 gave
             |z| < 0.03 and sd errors < 3% for every parameter; on the κ = 100 Gaussian without
-            preconditioning (tests/test_adapt.py) 0.97 keeps every sd within 3%.
+            preconditioning (tests/test_adapt.py) 0.97 keeps every sd within 3%. SBC (S = 1000,
+            benchmarks/BENCHMARKS.md): sds 1.1% too wide at 0.97, 0.5% at 0.995 (unadjusted).
         All common parameters of :class:`~scoresample.infer.base.ScoreSampleKernel`.
     """
 
