@@ -121,8 +121,7 @@ def _batched_draws(kernel, model, data, key, num_warmup, num_samples, num_partic
     ``i`` is replaced by the one unbatched counter before the transition, so the kernel's
     ``lax.cond(i < num_warmup, warmup, frozen)`` stays a real branch. A batched counter turns it
     into a select that runs the warmup work (step-size probe, Welford update, warmup step) at
-    every iteration. Replacing ``i`` in the state, rather than passing ``iteration=``, works for
-    every subclass, including those that override ``_sample_state`` without that argument.
+    every iteration.
     (The earlier form, a scan inside ``vmap`` over a state built inside it, also left the counter
     unbatched, as a constant of the vmapped function: the same number of ``case`` ops in its HLO,
     the same time. The explicit form does not depend on where the state comes from.)

@@ -169,12 +169,12 @@ NEWTON_RADIUS = 2.0  # trust radius of one Newton step, in whitened units
 # sqrt(d), so this is ten such sds plus a margin; the unstable steps it catches drop by 1e6 and
 # more (eight schools, measured).
 MAX_DROP_BASE = 20.0
+MAX_DROP_PER_SQRT_DIM = 10.0
 # Wide Newton starts only in fast ensembles of at least this many chains (measured on the hostile
 # test's Cauchy coordinate, d = 5, contract-sized settings: IQR 28.7 / 13.6 / 7.0 at M = 2 / 4 / 8
 # with them, 5.2 without at M = 2, exact 2; at the default M = 16 the Cauchy quantiles with and
 # without agree within 0.4 and the exact 5%/95% quantiles ±6.3 come out −5.5/+5.6).
 MIN_WIDE_ENSEMBLE = 8
-MAX_DROP_PER_SQRT_DIM = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -439,7 +439,7 @@ def _log_nu_normalised(z, base, alpha):
 NEWTON_FRACTIONS = (1.0, 0.5, 0.25, 0.125)  # step lengths tried by one Newton move
 
 
-def _newton_start(keys, xi, flat_ld, n_steps, radius):
+def _newton_start(xi, flat_ld, n_steps, radius):
     """Monotone saddle-free Newton moves from each row of xi; returns (a, precision eigvals,
     eigvecs). Each move tries the fractions ``NEWTON_FRACTIONS`` of the (trust-region clipped)
     step and keeps the best point, or stays where none raises log π: a full step overshoots on
@@ -480,7 +480,6 @@ def _newton_start(keys, xi, flat_ld, n_steps, radius):
         lam, vec = jnp.linalg.eigh(h)
         return u, jnp.maximum(lam, HESSIAN_FLOOR), vec
 
-    del keys
     return jax.vmap(one)(xi, radius)
 
 
@@ -521,7 +520,7 @@ def _start_ensemble(key, flat_ld, c: MultiscaleConfig, dim, dtype):
     n_wide = int(round(c.wide_starts * m)) if m >= MIN_WIDE_ENSEMBLE else 0
     widen = jnp.where(jnp.arange(m) < m - n_wide, 1.0, c.wide_scale).astype(dtype)
     a, prec, vec = _newton_start(
-        None, xi * widen[:, None], flat_ld, c.newton_steps, NEWTON_RADIUS * widen
+        xi * widen[:, None], flat_ld, c.newton_steps, NEWTON_RADIUS * widen
     )
     eta = jax.random.normal(k_lap, (m, dim), dtype)
     lap = a + jax.vmap(lambda v, p, e: v @ (e / jnp.sqrt(p)))(vec, prec, eta)
@@ -624,11 +623,12 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
         logw = logw + log_nu_prev if c.reweight else logw
         logw = jnp.where(alive, logw, -jnp.inf)
 
-        def score_nu(x, u, w, ck, sk):
-            z = (x - ck * u) / sk
-            return jnp.sum(w[:, None] * _grad_log_nu(z, c.base, alpha), axis=0) / sk
+        def nu_terms(y, u, ck, sk):
+            """Per fast chain, the ν-form term ∇log ν(z)/σ, z = (y - c u)/σ."""
+            return _grad_log_nu((y - ck * u) / sk, c.base, alpha) / sk
 
-        b = score_nu(y, u, _normalised_weights(logw, alive, c.reweight), c0, s0)
+        w0 = _normalised_weights(logw, alive, c.reweight)
+        b = jnp.sum(w0[:, None] * nu_terms(y, u, c0, s0), axis=0)
 
         def slow_step(carry, inp):
             x, v, y, b, u, ld_u, g_u, has_g, logw, alive, min_ess, n_res = carry
@@ -733,8 +733,7 @@ def build_kernel(config: MultiscaleConfig) -> Callable:
             # Per chain, the π-form term ∇log π(u_j)/c where ∇log π(u_j) is known (the chain
             # moved at a π-form step, or has not moved since), the ν-form term otherwise: both
             # have the score as their expectation under ρ.
-            nu_terms = _grad_log_nu((y_new - ck * u) / sk, c.base, alpha) / sk
-            terms = jnp.where((pi_form & has_g)[:, None], g_u / ck, nu_terms)
+            terms = jnp.where((pi_form & has_g)[:, None], g_u / ck, nu_terms(y_new, u, ck, sk))
             b_new = jnp.sum(w[:, None] * terms, axis=0)
             if c.method == "almc" and not c.overdamped:
                 v = v + 0.5 * h * b_new
