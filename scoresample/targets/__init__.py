@@ -41,3 +41,23 @@ __all__ += ["ConjugateModel", "beta_binomial", "normal_normal"]
 from scoresample.targets.heavy_tailed import student_t  # noqa: E402
 
 __all__ += ["student_t"]
+
+from scoresample.targets.priors import (  # noqa: E402
+    centred_eight_schools_model,
+    forty_mode_mixture_prior,
+    four_mode_mixture_prior,
+    hierarchical_funnel,
+    hierarchical_funnel_model,
+    manywell_prior,
+    with_gaussian_prior,
+)
+
+__all__ += [
+    "centred_eight_schools_model",
+    "forty_mode_mixture_prior",
+    "four_mode_mixture_prior",
+    "hierarchical_funnel",
+    "hierarchical_funnel_model",
+    "manywell_prior",
+    "with_gaussian_prior",
+]
