@@ -11,7 +11,7 @@ from scoresample.adapt.preconditioner import (
     Preconditioner,
     find_map,
     laplace_covariance,
-    pool_laplace,
+    pool_gaussians,
     to_position,
     to_whitened,
     welford_covariance,
@@ -63,7 +63,7 @@ def test_whitening_round_trip_and_pooling():
     z = jnp.array([[0.3, -1.2], [2.0, 0.1]])
     np.testing.assert_allclose(to_whitened(pre, to_position(pre, z)), z, atol=1e-5)
     # Two Laplace approximations at ±3 with unit variance: mixture variance 1 + 9.
-    m, c = pool_laplace(jnp.array([[-3.0], [3.0]]), jnp.ones((2, 1, 1)))
+    m, c = pool_gaussians(jnp.array([[-3.0], [3.0]]), jnp.ones((2, 1, 1)))
     np.testing.assert_allclose(m, 0.0)
     np.testing.assert_allclose(c, [[10.0]])
 

@@ -150,20 +150,25 @@ def laplace_covariance(potential_fn: Callable, x_map, dense: bool):
     return 1.0 / diag, jnp.asarray(d, jnp.int32)
 
 
-def pool_laplace(means, covs):
-    """Moment-match the equal-weight mixture of per-particle Laplace approximations.
+def pool_gaussians(means, covs, weights=None):
+    """Moment-match the mixture Σ_i w_i N(means_i, covs_i) (equal weights when None).
 
-    m = mean of the modes found; Σ = mean of the Laplace covariances + covariance of the modes (law
-    of total variance). For a multimodal target whose particles found different modes, the
-    resulting reference spans all of them instead of collapsing on one.
+    m = Σ w_i m_i; Σ = Σ w_i Σ_i + Σ w_i (m_i - m)(m_i - m)ᵀ (law of total variance). For a
+    multimodal target whose fits found different modes, the result spans all of them instead of
+    collapsing on one. covs: (n, d, d) dense or (n, d) diagonal.
     """
-    m = jnp.mean(means, axis=0)
+    n = means.shape[0]
+    w = jnp.full((n,), 1.0 / n, means.dtype) if weights is None else weights / jnp.sum(weights)
+    w = w.astype(means.dtype)
+    m = w @ means
     centred = means - m
     if covs.ndim == 3:
-        between = centred.T @ centred / means.shape[0]
+        between = (centred.T * w) @ centred
+        within = jnp.einsum("i,ijk->jk", w, covs)
     else:
-        between = jnp.mean(centred**2, axis=0)
-    return m, jnp.mean(covs, axis=0) + between
+        between = w @ centred**2
+        within = w @ covs
+    return m, within + between
 
 
 # ---------------------------------------------------------------------------------------------
