@@ -106,7 +106,7 @@ def test_mixture_under_prior_every_chain_started_in_one_mode(kernel):
 def test_vectorized_chains_share_one_preconditioner():
     target = four_mode_mixture_prior()
     mcmc = MCMC(
-        scoresample.RandomizedMidpoint(target.model),
+        scoresample.RandomizedMidpoint(target.model, preconditioner="pathfinder"),
         num_warmup=10,  # below MIN_WARMUP_FOR_WINDOWS: the preconditioner is the reference
         num_samples=5,
         num_chains=4,
