@@ -31,3 +31,7 @@ from scoresample.infer.multiscale import MultALMC, MultCDiff  # noqa: E402
 from scoresample.samplers.multiscale import multalmc, multcdiff  # noqa: E402
 
 __all__ += ["MultALMC", "MultCDiff", "multalmc", "multcdiff"]
+
+from scoresample.checks import SuspectRunWarning, check  # noqa: E402
+
+__all__ += ["SuspectRunWarning", "check"]

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
+from scoresample import checks
 from scoresample import diagnostics as D
 from scoresample.targets.base import Target
 
@@ -75,11 +76,13 @@ def run_numpyro(
     seed: int = 0,
     chain_method: str = "vectorized",
     progress_bar: bool = False,
+    check: bool = False,
 ) -> RunResult:
     """Run a NumPyro kernel (ours or NUTS) with warmup and sampling timed and costed apart.
 
     Gradient counts: our kernels report ``num_grad_evals``/``num_density_evals``; NUTS reports
-    ``num_steps`` (leapfrog steps = gradients), its initialisation not counted.
+    ``num_steps`` (leapfrog steps = gradients), its initialisation not counted. ``check``: also
+    run ``scoresample.checks.check`` on the sampling run (no warning), kept in ``extra["check"]``.
     """
     is_nuts = isinstance(kernel, NUTS)
     fields = ("num_steps",) if is_nuts else ("num_grad_evals", "num_density_evals")
@@ -106,6 +109,7 @@ def run_numpyro(
         sg = float(np.sum(fields_s["num_grad_evals"]))
         sd = float(np.sum(fields_s["num_density_evals"]))
     draws = target.flat_draws(samples)
+    extra = {"check": checks.check(mcmc, warn=False)} if check else {}
     return RunResult(
         name,
         target.name,
@@ -116,6 +120,7 @@ def run_numpyro(
         t1 - t0,
         t2 - t1,
         samples=jax.tree.map(np.asarray, samples),
+        extra=extra,
     )
 
 

@@ -53,6 +53,16 @@ def _plot_mixture(ax, target, draws, title):
     ax.set_yticks([])
 
 
+def _check_summary(report) -> dict:
+    """Print a run's check problems under its progress line; the row's "check" column and the
+    problems for the JSON."""
+    for problem in report.problems:
+        print(f"[demo]   suspect: {problem}", flush=True)
+    n = len(report.problems)
+    summary = "ok" if n == 0 else f"{n} problem{'s' * (n > 1)}"
+    return {"check": summary, "problems": list(report.problems)}
+
+
 def _demo(args) -> int:
     import matplotlib
 
@@ -87,8 +97,11 @@ def _demo(args) -> int:
             kernel = (
                 NUTS(target.model) if name == "NUTS" else getattr(scoresample, name)(target.model)
             )
-            res = bench.run_numpyro(name, kernel, target, progress_bar=not quick, **sizes)
+            res = bench.run_numpyro(
+                name, kernel, target, progress_bar=not quick, check=True, **sizes
+            )
             row = bench.evaluate(res, target)
+            row.update(_check_summary(res.extra["check"]))
             rows.append(row)
             if tname == "mixture4_2d":
                 mixture_runs.append((res, row))
@@ -102,6 +115,7 @@ def _demo(args) -> int:
         ("rhat_max", "{:.3f}"),
         ("ess_min", "{:.0f}"),
         ("ksd", "{:.3f}"),
+        ("check", "{}"),
         ("grads_per_draw", "{:.1f}"),
         ("density_per_draw", "{:.1f}"),
         ("warmup_s", "{:.1f}"),
@@ -136,6 +150,7 @@ API_OBJECTS = [
     "CMCD",
     "ScoreSampleKernel",
     "run_checkpointed",
+    "check",
 ]
 
 

@@ -51,7 +51,7 @@ def test_annealed_score_is_the_gradient_of_the_annealed_logdensity():
             b, log_target(y), A.standard_normal_logdensity(y)
         )
         np.testing.assert_allclose(
-            A.annealed_score(beta, jax.grad(log_target)(x), x), jax.grad(f)(x), rtol=1e-5
+            A.annealed_score(beta, jax.grad(log_target)(x), -x), jax.grad(f)(x), rtol=1e-5
         )
 
 

@@ -15,6 +15,9 @@ Schedules:
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -87,12 +90,34 @@ def standard_normal_logdensity(x):
     return -0.5 * jnp.sum(x**2, axis=-1) - 0.5 * d * jnp.log(2.0 * jnp.pi).astype(x.dtype)
 
 
+def standard_normal_sample(rng_key, num, dim, dtype):
+    """(num, dim) draws of N(0, I)."""
+    return jax.random.normal(rng_key, (num, dim), dtype)
+
+
+class Reference(NamedTuple):
+    """The start q0 of an annealing path, on flat positions.
+
+    sample(rng_key, num, dim, dtype) -> (num, dim) draws of q0; logdensity(x) -> the normalised
+    log q0 at one position x (dim,), so that a path's evidence estimate is that of γ.
+    counted: evaluating q0 is a model evaluation (e.g. the model's prior) and is counted as a
+    gradient evaluation; False for a closed form such as N(0, I).
+    """
+
+    sample: Callable
+    logdensity: Callable
+    counted: bool = False
+
+
+STANDARD_NORMAL = Reference(standard_normal_sample, standard_normal_logdensity)
+
+
 def annealed_logdensity(beta, log_target, log_reference):
     """log π̃_β = β log γ + (1 - β) log q0 (0·(-inf) taken as 0 at β = 0 is not needed: the
     callers mark non-finite targets dead before using this)."""
     return beta * log_target + (1.0 - beta) * log_reference
 
 
-def annealed_score(beta, target_score, x):
-    """∇ log π_β(x) = β ∇log γ(x) + (1 - β) ∇log q0(x) with q0 = N(0, I) (∇log q0 = -x)."""
-    return beta * target_score - (1.0 - beta) * x
+def annealed_score(beta, target_score, reference_score):
+    """∇ log π_β = β ∇log γ + (1 - β) ∇log q0 (for q0 = N(0, I), ∇log q0(x) = -x)."""
+    return beta * target_score + (1.0 - beta) * reference_score

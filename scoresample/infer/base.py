@@ -54,6 +54,7 @@ from scoresample.adapt.reference import (
     pathfinder_fit,
 )
 from scoresample.adapt.warmup import WarmupConfig, build_schedule, warmup_init, warmup_update
+from scoresample.diffusion.annealing import Reference
 from scoresample.samplers.base import (
     SamplerSpec,
     check_choice,
@@ -450,6 +451,11 @@ class ScoreSampleKernel(MCMCKernel):
             return None
         return model_prior(self._model, model_args, model_kwargs, self._unravel_fn, dim)
 
+    def _path_reference(self, model_args, model_kwargs, precond) -> Reference | None:
+        """Extension point of annealing samplers (``spec.takes_reference``): the start q0 of
+        the path in whitened coordinates, or None for N(0, I) (the warmup's Gaussian)."""
+        return None
+
     def _reference_starts(self, key, x0, prior, num):
         """``num`` dispersed starts: prior draws, or the init points widened by a Gaussian."""
         if prior is not None:
@@ -594,16 +600,19 @@ class ScoreSampleKernel(MCMCKernel):
         key, k_step, k_probe, k_reinit = jax.random.split(state.rng_key, 4)
 
         step_args = (k_step, state.sampler_state, ld_z, adapt.step_size)
+        kw = {}
+        if spec.takes_reference:
+            kw["reference"] = self._path_reference(model_args, model_kwargs, adapt.precond)
         if spec.warmup_step is not None and config.num_warmup > 0:
             # The log density is a function, not an operand of lax.cond: close over it.
             proposed, info = jax.lax.cond(
                 state.i < config.num_warmup,
-                lambda a: spec.warmup_step(a[0], a[1], ld_z, a[2]),
-                lambda a: spec.step(a[0], a[1], ld_z, a[2]),
+                lambda a: spec.warmup_step(a[0], a[1], ld_z, a[2], **kw),
+                lambda a: spec.step(a[0], a[1], ld_z, a[2], **kw),
                 (k_step, state.sampler_state, adapt.step_size),
             )
         else:
-            proposed, info = spec.step(*step_args)
+            proposed, info = spec.step(*step_args, **kw)
         pos = proposed.position
         ok = ~jnp.asarray(info.diverging) & jnp.isfinite(proposed.logdensity)
         ok = ok & jnp.all(jnp.isfinite(pos), axis=-1)

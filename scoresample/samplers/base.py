@@ -31,6 +31,9 @@ class SamplerSpec(NamedTuple):
     uses_gradients: False for gradient-free samplers (nothing may call jax.grad on the target).
     warmup_step: optional step with the signature of ``step`` used instead of it during warmup
         (e.g. one that also trains a control); its state and info must have the same structure.
+    takes_reference: step and warmup_step take a keyword ``reference``
+        (:class:`~scoresample.diffusion.annealing.Reference` in whitened coordinates, or None
+        for N(0, I)): the start of an annealing path, e.g. the model's prior.
     """
 
     init: Callable
@@ -39,6 +42,7 @@ class SamplerSpec(NamedTuple):
     is_population: bool = False
     uses_gradients: bool = True
     warmup_step: Callable | None = None
+    takes_reference: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

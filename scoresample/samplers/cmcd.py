@@ -54,11 +54,12 @@ from jax.flatten_util import ravel_pytree
 
 from scoresample.diffusion.annealing import (
     SCHEDULES,
+    STANDARD_NORMAL,
+    Reference,
     annealed_logdensity,
     annealed_score,
     check_schedule,
     make_schedule,
-    standard_normal_logdensity,
 )
 from scoresample.samplers.base import (
     SamplerSpec,
@@ -279,25 +280,44 @@ def path_increments(
     )
 
 
-def _mala_move(key, x, lg, g, beta, flat_ld, step_size):
+class Particles(NamedTuple):
+    """The population during a sweep: positions (N, d), log γ and ∇log γ there, log q0 and
+    ∇log q0 there (the path's two ends; π_β mixes them)."""
+
+    x: jax.Array
+    lg: jax.Array
+    g: jax.Array
+    lq: jax.Array
+    gq: jax.Array
+
+
+def _evaluate(x, flat_ld, reference: Reference) -> Particles:
+    """Particles at x (N, d): target and reference values and gradients (non-finite -> -inf, 0)."""
+    lg, g = jax.vmap(lambda y: value_and_grad_finite(flat_ld, y))(x)
+    lq, gq = jax.vmap(lambda y: value_and_grad_finite(reference.logdensity, y))(x)
+    return Particles(x, lg, g, lq, gq)
+
+
+def _annealed(beta, p: Particles):
+    """(log π̃_β, ∇log π_β) of the particles."""
+    return annealed_logdensity(beta, p.lg, p.lq), annealed_score(beta, p.g, p.gq)
+
+
+def _mala_move(key, p: Particles, beta, flat_ld, reference, step_size) -> Particles:
     """One π_β-invariant MALA move of every particle (proposal: the Langevin kernel, no control)."""
     k_prop, k_acc = jax.random.split(key)
-    vgrad = jax.vmap(lambda y: value_and_grad_finite(flat_ld, y))
-    s = annealed_score(beta, g, x)
-    zero = jnp.zeros_like(x)
-    mean_x, eps_x = _transition(x, s, zero, step_size, jnp.inf)
-    noise = jax.random.normal(k_prop, x.shape, x.dtype)
-    y = mean_x + jnp.sqrt(2 * eps_x)[:, None] * noise
-    lg_y, g_y = vgrad(y)
-    s_y = annealed_score(beta, g_y, y)
-    mean_y, eps_y = _transition(y, s_y, zero, step_size, jnp.inf)
-    lp_x = annealed_logdensity(beta, lg, standard_normal_logdensity(x))
-    lp_y = annealed_logdensity(beta, lg_y, standard_normal_logdensity(y))
-    log_acc = lp_y - lp_x + _gauss_logpdf(x - mean_y, eps_y) - _gauss_logpdf(y - mean_x, eps_x)
+    lp_x, s = _annealed(beta, p)
+    zero = jnp.zeros_like(p.x)
+    mean_x, eps_x = _transition(p.x, s, zero, step_size, jnp.inf)
+    noise = jax.random.normal(k_prop, p.x.shape, p.x.dtype)
+    q = _evaluate(mean_x + jnp.sqrt(2 * eps_x)[:, None] * noise, flat_ld, reference)
+    lp_y, s_y = _annealed(beta, q)
+    mean_y, eps_y = _transition(q.x, s_y, zero, step_size, jnp.inf)
+    log_acc = lp_y - lp_x + _gauss_logpdf(p.x - mean_y, eps_y) - _gauss_logpdf(q.x - mean_x, eps_x)
     log_acc = jnp.where(jnp.isfinite(log_acc), log_acc, -jnp.inf)
-    accept = jnp.log(jax.random.uniform(k_acc, lg.shape, x.dtype)) < log_acc
+    accept = jnp.log(jax.random.uniform(k_acc, p.lg.shape, p.x.dtype)) < log_acc
     pick = lambda a, b: jnp.where(accept.reshape(accept.shape + (1,) * (a.ndim - 1)), a, b)
-    return pick(y, x), pick(lg_y, lg), pick(g_y, g)
+    return jax.tree.map(pick, q, p)
 
 
 def sweep(
@@ -316,12 +336,15 @@ def sweep(
     max_score_norm: float = DEFAULT_MAX_SCORE_NORM,
     record: bool = False,
     dtype=None,
+    reference: Reference = STANDARD_NORMAL,
 ):
-    """One CMCD sweep from q0 = N(0, I) to γ = exp(flat_logdensity) with N particles.
+    """One CMCD sweep from q0 = ``reference`` (default N(0, I)) to γ = exp(flat_logdensity) with
+    N particles.
 
     Returns (x, log γ(x), ∇log γ(x), info-dict, trajectory or None); x is the final,
     resampled population (N, d). ``betas`` has length K + 1 (β_0 = 0, β_K = 1).
-    info-dict keys: log_z, ess, log_weights, num_resampling, diverging, num_grad_evals.
+    info-dict keys: log_z, ess, log_weights, num_resampling, diverging, num_grad_evals
+    (a counted reference's evaluations included).
     """
     dtype = jnp.result_type(float) if dtype is None else dtype
     betas = jnp.asarray(betas, dtype)
@@ -331,84 +354,77 @@ def sweep(
     eps_steps = step_sizes_per_step(step_size, num_steps, dtype)
     n = num_particles
     log_n = jnp.log(jnp.asarray(n, dtype))
-    vgrad = jax.vmap(lambda y: value_and_grad_finite(flat_logdensity, y))
+    evaluate = lambda x: _evaluate(x, flat_logdensity, reference)
 
-    k0, k_steps, k_final, k_final_mala = jax.random.split(rng_key, 4)
-    x0 = jax.random.normal(k0, (n, dim), dtype)
-    lg0, g0 = vgrad(x0)
-    alive0 = jnp.isfinite(lg0)
+    k0, k_steps, k_final, _ = jax.random.split(rng_key, 4)
+    p0 = evaluate(reference.sample(k0, n, dim, dtype))
+    alive0 = jnp.isfinite(p0.lg) & jnp.isfinite(p0.lq)
     logw0 = jnp.where(alive0, -log_n, -jnp.inf)
 
-    def resample_and_move(key, x, lg, g, logw, beta, eps):
+    def resample_and_move(key, p, logw, beta, eps):
         k_res, k_mala = jax.random.split(key)
         idx = systematic_resampling(k_res, logw)
-        x, lg, g = x[idx], lg[idx], g[idx]
+        p = jax.tree.map(lambda a: a[idx], p)
 
-        def mala(carry, key):
-            return _mala_move(key, *carry, beta, flat_logdensity, eps), None
+        def mala(p, key):
+            return _mala_move(key, p, beta, flat_logdensity, reference, eps), None
 
         if num_mala_steps > 0:
-            (x, lg, g), _ = jax.lax.scan(mala, (x, lg, g), jax.random.split(k_mala, num_mala_steps))
-        return x, lg, g, jnp.full_like(logw, -log_n)
+            p, _ = jax.lax.scan(mala, p, jax.random.split(k_mala, num_mala_steps))
+        return p, jnp.full_like(logw, -log_n)
 
     def step(carry, inputs):
-        x, lg, g, logw, log_z, hit, n_res = carry
+        p, logw, log_z, hit, n_res = carry
         key, k, end, eps = inputs
         k_noise, k_res = jax.random.split(key)
         beta_prev, beta = betas[k - 1], betas[k]
         t = k.astype(dtype) / num_steps
-        s_prev = annealed_score(beta, g, x)
-        u_f = control(control_params, x, t, s_prev)
-        mean_f, eps_f = _transition(x, s_prev, u_f, eps, max_score_norm)
-        noise = jax.random.normal(k_noise, x.shape, dtype)
-        x_new = mean_f + jnp.sqrt(2 * eps_f)[:, None] * noise
-        lg_new, g_new = vgrad(x_new)
-        s_new = annealed_score(beta, g_new, x_new)
-        u_b = control(control_params, x_new, t, s_new)
-        mean_b, eps_b = _transition(x_new, s_new, -u_b, eps, max_score_norm)
-        log_f = _gauss_logpdf(x_new - mean_f, eps_f)
-        log_b = _gauss_logpdf(x - mean_b, eps_b)
-        fixed = annealed_logdensity(
-            beta, lg_new, standard_normal_logdensity(x_new)
-        ) - annealed_logdensity(beta_prev, lg, standard_normal_logdensity(x))
+        s_prev = annealed_score(beta, p.g, p.gq)
+        u_f = control(control_params, p.x, t, s_prev)
+        mean_f, eps_f = _transition(p.x, s_prev, u_f, eps, max_score_norm)
+        noise = jax.random.normal(k_noise, p.x.shape, dtype)
+        new = evaluate(mean_f + jnp.sqrt(2 * eps_f)[:, None] * noise)
+        lp_new, s_new = _annealed(beta, new)
+        u_b = control(control_params, new.x, t, s_new)
+        mean_b, eps_b = _transition(new.x, s_new, -u_b, eps, max_score_norm)
+        log_f = _gauss_logpdf(new.x - mean_f, eps_f)
+        log_b = _gauss_logpdf(p.x - mean_b, eps_b)
+        fixed = lp_new - annealed_logdensity(beta_prev, p.lg, p.lq)
         inc = fixed + log_b - log_f
-        ok = jnp.isfinite(inc) & jnp.isfinite(lg_new) & jnp.all(jnp.isfinite(x_new), -1)
+        ok = jnp.isfinite(inc) & jnp.isfinite(new.lg) & jnp.all(jnp.isfinite(new.x), -1)
         logw_new = jnp.where(ok & jnp.isfinite(logw), logw + inc, -jnp.inf)
         hit = hit | ~ok
-        x_new = jnp.where(ok[:, None], x_new, x)  # keep dead particles finite (weight 0)
+        new = new._replace(x=jnp.where(ok[:, None], new.x, p.x))  # dead: finite, weight 0
         fixed = jnp.where(ok, fixed, 0.0)
 
         def boundary(args):
-            x, lg, g, logw, log_z, n_res = args
+            p, logw, log_z, n_res = args
             lse = jax.nn.logsumexp(logw)
             fine = jnp.isfinite(lse)
             log_z = log_z + lse
             logw = jnp.where(fine, logw - lse, -log_n)
             last = k == num_steps
             do = fine & (kish_ess(logw) < ess_threshold * n) & ~last
-            x, lg, g, logw = jax.lax.cond(
+            p, logw = jax.lax.cond(
                 do,
                 lambda a: resample_and_move(k_res, *a, beta, eps),
                 lambda a: a,
-                (x, lg, g, logw),
+                (p, logw),
             )
-            return x, lg, g, logw, log_z, n_res + do.astype(jnp.int32)
+            return p, logw, log_z, n_res + do.astype(jnp.int32)
 
-        x_b, lg_b, g_b, logw_b, log_z, n_res = jax.lax.cond(
-            end,
-            boundary,
-            lambda a: a,
-            (x_new, lg_new, g_new, logw_new, log_z, n_res),
+        p_b, logw_b, log_z, n_res = jax.lax.cond(
+            end, boundary, lambda a: a, (new, logw_new, log_z, n_res)
         )
         out = None
         if record:
-            out = Trajectory(x, s_prev, x_new, s_new, fixed, ok & jnp.isfinite(logw), block[0])
-        return (x_b, lg_b, g_b, logw_b, log_z, hit, n_res), out
+            out = Trajectory(p.x, s_prev, new.x, s_new, fixed, ok & jnp.isfinite(logw), block[0])
+        return (p_b, logw_b, log_z, hit, n_res), out
 
     ks = jnp.arange(1, num_steps + 1)
     inputs = (jax.random.split(k_steps, num_steps), ks, jnp.asarray(is_end), eps_steps)
-    carry0 = (x0, lg0, g0, logw0, jnp.zeros((), dtype), ~alive0, jnp.zeros((), jnp.int32))
-    (x, lg, g, logw, log_z, hit, n_res), traj = jax.lax.scan(step, carry0, inputs)
+    carry0 = (p0, logw0, jnp.zeros((), dtype), ~alive0, jnp.zeros((), jnp.int32))
+    (p, logw, log_z, hit, n_res), traj = jax.lax.scan(step, carry0, inputs)
     if record:
         traj = traj._replace(block=jnp.asarray(block))
 
@@ -416,9 +432,8 @@ def sweep(
     ess = kish_ess(logw)
     log_weights = logw + log_z + log_n
     all_dead = ~jnp.isfinite(log_z)
-    x, lg, g, _ = resample_and_move(k_final, x, lg, g, logw, betas[-1], eps_steps[-1])
-    del k_final_mala
-    num_grad = (num_steps + 1) + num_mala_steps * (n_res + 1)
+    p, _ = resample_and_move(k_final, p, logw, betas[-1], eps_steps[-1])
+    num_grad = ((num_steps + 1) + num_mala_steps * (n_res + 1)) * (2 if reference.counted else 1)
     info = dict(
         log_z=jnp.full((n,), log_z, dtype),
         ess=jnp.full((n,), ess, dtype),
@@ -427,7 +442,7 @@ def sweep(
         diverging=hit | all_dead,
         num_grad_evals=num_grad.astype(jnp.int32),
     )
-    return x, lg, g, info, traj if record else None
+    return p.x, p.lg, p.g, info, traj if record else None
 
 
 # -- BlackJAX-style API --------------------------------------------------------------------------
@@ -668,7 +683,7 @@ def spec(
         stats = _empty_stats(lg.shape[0], lg.dtype)
         return CMCDState(position, lg, g, *stats, params, opt_state)
 
-    def run(rng_key, state, logdensity_fn, step_size, record):
+    def run(rng_key, state, logdensity_fn, step_size, record, reference):
         n, d = state.position.shape
         params = None if state.control_params is None else state.control_params.reshape(-1)
         x, lg, g, info, traj = sweep(
@@ -686,16 +701,17 @@ def spec(
             max_score_norm=max_score_norm,
             record=record,
             dtype=state.position.dtype,
+            reference=STANDARD_NORMAL if reference is None else reference,
         )
         new = CMCDState(x, lg, g, *_stats(info), state.control_params, state.opt_state)
         return new, info, traj
 
-    def step_fn(rng_key, state, logdensity_fn, step_size):
-        new, info, _ = run(rng_key, state, logdensity_fn, step_size, False)
+    def step_fn(rng_key, state, logdensity_fn, step_size, reference=None):
+        new, info, _ = run(rng_key, state, logdensity_fn, step_size, False, reference)
         return new, _front_info(info)
 
-    def warmup_step_fn(rng_key, state, logdensity_fn, step_size):
-        new, info, traj = run(rng_key, state, logdensity_fn, step_size, True)
+    def warmup_step_fn(rng_key, state, logdensity_fn, step_size, reference=None):
+        new, info, traj = run(rng_key, state, logdensity_fn, step_size, True, reference)
         params, opt_state, loss = control.update(
             state.control_params.reshape(-1), state.opt_state, traj, betas, step_size
         )
@@ -725,6 +741,7 @@ def spec(
         is_population=True,
         uses_gradients=True,
         warmup_step=None if control is None else warmup_step_fn,
+        takes_reference=True,
     )
 
 
