@@ -325,9 +325,16 @@ def test_invalid_hyperparameters(kwargs, param):
         scoresample.MultALMC(potential_fn=lambda x: 0.5 * jnp.sum(x**2), **kwargs)
 
 
-def test_cdiff_underdamped_needs_the_gaussian_base():
-    ms.make_config("cdiff", overdamped=False)
+@pytest.mark.parametrize("overdamped", [True, False])
+def test_cdiff_needs_the_gaussian_base(overdamped):
+    """MultCDiff's reverse drift holds for the Gaussian forward process only (issue 14: with
+    base="student_t" the overdamped variant gave variance 34 on N(0, I), silently)."""
+    ms.make_config("cdiff", overdamped=overdamped)
     with pytest.raises(ValueError, match="base"):
-        ms.make_config("cdiff", overdamped=False, base="student_t")
+        ms.make_config("cdiff", overdamped=overdamped, base="student_t")
+    with pytest.raises(ValueError, match="base"):
+        scoresample.MultCDiff(
+            potential_fn=lambda x: 0.5 * jnp.sum(x**2), overdamped=overdamped, base="student_t"
+        )
     with pytest.raises(ValueError, match="gaussian_fit_steps"):
         scoresample.MultCDiff(potential_fn=lambda x: 0.5 * jnp.sum(x**2), gaussian_fit_steps=-1)
