@@ -58,6 +58,7 @@ import scoresample  # noqa: E402
 from scoresample import bench  # noqa: E402
 from scoresample import diagnostics as D  # noqa: E402
 from scoresample.baselines import run_tempered_smc  # noqa: E402
+from scoresample.cli import DEMO_KERNELS  # noqa: E402
 from scoresample.samplers.cmcd import combine_log_z  # noqa: E402
 from scoresample.targets import (  # noqa: E402
     forty_mode_mixture_prior,
@@ -68,16 +69,8 @@ from scoresample.targets import (  # noqa: E402
 )
 
 RESULTS = Path(__file__).parent / "results"
-KERNELS = (
-    "NUTS",
-    "RandomizedMidpoint",
-    "RDMC",
-    "MultALMC",
-    "MultCDiff",
-    "EnsembleDiffusion",
-    "CMCD",
-)
-POPULATION = ("EnsembleDiffusion", "CMCD")
+KERNELS = ("NUTS",) + tuple(name for name, _ in DEMO_KERNELS)
+POPULATION = tuple(name for name, kind in DEMO_KERNELS if kind == "population")
 SAMPLERS = KERNELS + ("SMC-HMC",)
 # chains / particles / iterations: the sizes of issue 12; --quick shortens sampling only
 FULL = dict(chains=16, particles=256, warmup=100, samples=250, smc_particles=4096)
