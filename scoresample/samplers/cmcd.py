@@ -522,7 +522,15 @@ def build_kernel(
     )
     betas = _betas(schedule, num_steps)
 
-    def kernel(rng_key, state, logdensity_fn, step_size, reference_mean=0.0, reference_scale=1.0):
+    def kernel(
+        rng_key,
+        state,
+        logdensity_fn,
+        step_size,
+        reference_mean=0.0,
+        reference_scale=1.0,
+        reference: Reference | None = None,
+    ):
         one = jax.tree.map(lambda a: a[0], state.position)
         flat_one, unravel = ravel_pytree(one)
         n, d = state.logdensity.shape[0], flat_one.shape[0]
@@ -530,6 +538,7 @@ def build_kernel(
         s = jnp.broadcast_to(jnp.asarray(reference_scale, flat_one.dtype), (d,))
         log_det = jnp.sum(jnp.log(s))
         ld_y = lambda y: logdensity_fn(unravel(m + s * y)) + log_det
+        ref_y = STANDARD_NORMAL if reference is None else _rescaled(reference, m, s, log_det)
         y, lg, g, info, _ = sweep(
             rng_key,
             ld_y,
@@ -546,6 +555,7 @@ def build_kernel(
             else state.control_params.reshape(-1),
             max_score_norm=max_score_norm,
             dtype=flat_one.dtype,
+            reference=ref_y,
         )
         x = m + s * y
         new = CMCDState(
@@ -559,6 +569,16 @@ def build_kernel(
         return new, _info(info)
 
     return kernel
+
+
+def _rescaled(reference: Reference, m, s, log_det) -> Reference:
+    """A reference on flat x as one on y = (x - m) / s (its density carries log |det s|)."""
+
+    def sample(key, num, dim, dtype):
+        return ((reference.sample(key, num, dim, dtype) - m) / s).astype(dtype)
+
+    logdensity = lambda y: reference.logdensity(m + s * y) + log_det
+    return Reference(sample, logdensity, reference.counted)
 
 
 def _stats(d, loss=None):
@@ -592,6 +612,7 @@ def as_top_level_api(
     reference_scale=1.0,
     control_apply: Callable | None = None,
     max_score_norm: float = DEFAULT_MAX_SCORE_NORM,
+    reference: Reference | None = None,
 ) -> SamplingAlgorithm:
     """BlackJAX-style CMCD: ``state = alg.init(positions)`` (leading axis N = the particles),
     ``state, info = alg.step(rng_key, state)`` runs one sweep; ``info.log_z`` is its log Ẑ.
@@ -604,7 +625,10 @@ def as_top_level_api(
     "geometric", "cosine", "power" or an array of K + 1 values from 0 to 1. num_blocks: J (4).
     ess_threshold: resample a block end when ESS < threshold · N (0.3; 0 never resamples, so
     log_weights are the full-path log w). num_mala_steps: MALA moves after each resampling (0).
-    reference_mean, reference_scale: q0 = N(m, s² I) (scalars or arrays). control_apply:
+    reference_mean, reference_scale: q0 = N(m, s² I) (scalars or arrays); with ``reference``
+    (a :class:`~scoresample.diffusion.annealing.Reference` on flat positions, e.g. a prior's
+    sampler and normalised log density, as tempered SMC is given) q0 is that instead and
+    (m, s) only set the coordinates the Langevin steps are taken in. control_apply:
     u(params, y, t, s_k) -> drift in reference units (None: zero control); the state's
     control_params feeds it (see scoresample.adapt.control).
     """
@@ -626,7 +650,9 @@ def as_top_level_api(
         return init(position, logdensity_fn, control_params)
 
     def step_fn(rng_key, state):
-        return kernel(rng_key, state, logdensity_fn, step_size, reference_mean, reference_scale)
+        return kernel(
+            rng_key, state, logdensity_fn, step_size, reference_mean, reference_scale, reference
+        )
 
     return SamplingAlgorithm(init_fn, step_fn)
 
