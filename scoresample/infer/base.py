@@ -485,8 +485,11 @@ class ScoreSampleKernel(MCMCKernel):
         """Pooled Gaussian of the Pathfinder fits from ``starts`` (each distinct mode counted
         once), chain starts at the fits' means (best ELBO first, cycled), and the cost."""
         dense = self._dense
-        fits = jax.vmap(lambda k, x: pathfinder_fit(k, logdensity_x, x, dense, self._map_iters))(
-            jax.random.split(key, starts.shape[0]), starts
+        # One path after another (lax.map), not vmap: BlackJAX's Pathfinder vmapped over 16
+        # starts on ManyWell-32 never returned in float32 (every thread idle; one by one: 2.5 s).
+        fits = jax.lax.map(
+            lambda a: pathfinder_fit(a[0], logdensity_x, a[1], dense, self._map_iters),
+            (jax.random.split(key, starts.shape[0]), starts),
         )
         usable = jnp.isfinite(fits.elbo)
         eye = jnp.eye(starts.shape[-1], dtype=starts.dtype) if dense else jnp.ones_like(starts[0])
