@@ -41,7 +41,7 @@ import numpy as np
 
 __all__ = ["CheckpointedRun", "enable_compilation_cache", "load_checkpoint", "run_checkpointed"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the warmup state gained the tuned friction
 
 
 class _Key(NamedTuple):
@@ -132,7 +132,13 @@ def _save(path: str, run: CheckpointedRun) -> None:
 def load_checkpoint(path: str) -> CheckpointedRun:
     """Read a checkpoint written by :func:`run_checkpointed` (trusted files only: a pickle)."""
     with open(path, "rb") as f:
-        payload = pickle.load(f)
+        try:
+            payload = pickle.load(f)
+        except TypeError as err:  # a state class whose fields have changed since it was written
+            raise ValueError(
+                f"{path}: checkpoint written by another scoresample version ({err}); "
+                f"this one reads format {FORMAT_VERSION}"
+            ) from err
     if payload.get("version") != FORMAT_VERSION:
         raise ValueError(
             f"{path}: checkpoint format {payload.get('version')!r}, expected {FORMAT_VERSION}"

@@ -76,7 +76,9 @@ def test_funnel_old_warmup_flagged_per_chain():
     assert report.rhat_max > 1.3 and report.ess_per_draw < 0.03
     assert any("split R-hat" in p and "chains disagree" in p for p in report.problems)
     assert any("bulk ESS per draw" in p for p in report.problems)
-    assert report.divergence_rate == 0.0
+    # In the neck the chains' steps are unstable: RMP undoes them and flags the draws (measured
+    # 54% of draws; before the energy guard nothing was flagged).
+    assert report.divergence_rate > 0.01
     assert any(s.startswith("log_z_sd") for s in report.skipped)
 
 

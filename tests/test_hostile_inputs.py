@@ -67,6 +67,13 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
         "1-D Cauchy (contract settings): quartiles -1.3e6 / -312 / 8.9e5 instead of -1 / 0 / 1, "
         "no draw flagged diverging"
     ),
+    ("RandomizedMidpoint", "cauchy_dim1_float64"): (
+        "1-D Cauchy (contract settings, 2 chains x (150 + 300), 5 steps per draw): quartiles "
+        "-1.18 / 0.53 / 11.6 (IQR 12.8 > 10), no draw flagged diverging; cause: each chain's "
+        "Welford scale of Cauchy draws (3.1 and 12.1 here) is meaningless for a heavy tail, and "
+        "the chain's path is chaotic in it: with friction fixed at 0.99 the IQR is 2573, at "
+        "1.0 2.3, at 1.0067 2.0 (the tuned friction is 1.003-1.007; other seeds 1-5: IQR 1.7-2.3)"
+    ),
     ("RDMC", "huge_step"): (
         "fails with step_size=1e3, adapt_step_size=False, inflation=1e3 (seen in CI-size run; "
         "which check fails was not diagnosed in time: see the issue-8 report)"

@@ -58,19 +58,26 @@ def test_pytree_position_and_top_level_api():
     assert not bool(info.diverging)
 
 
-def test_nan_region_returns_input_state():
+def test_nan_region_reverses_the_velocity():
+    """A step that meets the NaN region is undone and the velocity reversed; other steps of the
+    same call go on, and no position ever lies in the region."""
     ld = lambda x: jnp.where(x[0] > 0.5, jnp.nan, -0.5 * jnp.sum(x**2))
+    one = scoresample.rmp(ld, step_size=2.0, num_steps=1)
+    state = one.init(jnp.array([0.4, 0.0]))._replace(velocity=jnp.array([5.0, 0.0]))
+    new, info = one.step(jax.random.key(0), state)
+    assert bool(info.diverging) and int(info.num_reflected) == 1
+    np.testing.assert_array_equal(new.position, state.position)
+    np.testing.assert_array_equal(new.velocity, -state.velocity)
+
     alg = scoresample.rmp(ld, step_size=2.0, num_steps=20)
     state = alg.init(jnp.array([0.4, 0.0]), jax.random.key(0))
-    diverged = False
+    reflected = 0
     for i in range(20):
-        new, info = alg.step(jax.random.key(i), state)
-        if bool(info.diverging):
-            diverged = True
-            np.testing.assert_array_equal(new.position, state.position)
-        assert np.all(np.isfinite(new.position))
-        state = new
-    assert diverged
+        state, info = alg.step(jax.random.key(i), state)
+        reflected += int(info.num_reflected)
+        assert bool(info.diverging) == (int(info.num_reflected) > 0)
+        assert np.all(np.isfinite(state.position)) and state.position[0] <= 0.5
+    assert reflected > 0
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,11 @@ coordinates is ≤ 0.07 sd (mean) and ≤ 5% (sd); what is left is the room for 
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from numpyro.infer import MCMC
+from scipy import stats
 
 import scoresample
 from scoresample.bench import make_mcmc
@@ -48,9 +51,12 @@ def test_gaussian_moments(target):
 
 
 @pytest.mark.slow
-def test_eight_schools_against_posteriordb():
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eight_schools_against_posteriordb(seed):
+    """Seed 2 failed with per-chain MAP + Laplace starts (tau z 0.29, sd error 43%: one chain
+    thrown to log tau = -32); the shared Pathfinder reference and pooled adaptation fixed it."""
     t = eight_schools()
-    mcmc = sample(t, num_chains=4, num_warmup=500, num_samples=1500)
+    mcmc = sample(t, num_chains=4, num_warmup=500, num_samples=1500, seed=seed)
     draws = eight_schools_constrained(mcmc.get_samples())
     ref = t.extra["reference"]
     for name, ref_stats in ref.items():
@@ -59,3 +65,33 @@ def test_eight_schools_against_posteriordb():
         rel_sd = abs(v.std() / ref_stats["sd"] - 1)
         assert z < 0.15, (name, z)
         assert rel_sd < 0.10, (name, rel_sd)
+
+
+CUT = 1.5  # N(0, 1) with the density undefined (NaN) for x > CUT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nan_region_density(seed):
+    """N(0, 1) where the potential is NaN beyond x = 1.5: the draws are the truncated normal's
+    (mean -0.139, sd 0.879). Before the velocity reversal the means of three seeds were 0.63,
+    0.10, 1.06 (the edge was sticky). 4 chains x 1000 draws, ESS >~ 1000: MC sd of the mean
+    <~ 0.03, of the sd <~ 2.5%; allowed 0.1 and 10% (the issue's bar)."""
+    truth = stats.truncnorm(-np.inf, CUT)
+    potential = lambda p: jnp.where(p["x"] > CUT, jnp.nan, 0.5 * p["x"] ** 2)
+    kernel = scoresample.RandomizedMidpoint(potential_fn=potential)
+    mcmc = MCMC(
+        kernel,
+        num_warmup=500,
+        num_samples=1000,
+        num_chains=4,
+        chain_method="vectorized",
+        progress_bar=False,
+    )
+    mcmc.run(jax.random.key(seed), init_params={"x": jnp.zeros(4)}, extra_fields=("diverging",))
+    x = np.asarray(mcmc.get_samples()["x"])
+    assert x.max() <= CUT
+    assert abs(x.mean() - truth.mean()) < 0.1, x.mean()
+    assert abs(x.std() / truth.std() - 1) < 0.10, x.std()
+    # The draws whose steps met the edge are flagged, not hidden.
+    assert 0 < np.asarray(mcmc.get_extra_fields()["diverging"]).mean() < 0.5

@@ -38,7 +38,10 @@ def test_per_chain_kernel_sharded_equals_unsharded():
         scoresample.RandomizedMidpoint(t.model, num_steps=3, shard_chains=True), 8, *t.model_args
     )
     assert len(b.last_state.z["mu"].sharding.device_set) == 4
-    np.testing.assert_array_equal(a.get_samples()["tau"], b.get_samples()["tau"])
+    # Vectorized chains pool their adaptation (a mean over chains): across shards the sum is
+    # taken in another order, so the runs agree to rounding (measured: 8e-5 relative after 30
+    # draws), not bit for bit.
+    np.testing.assert_allclose(a.get_samples()["tau"], b.get_samples()["tau"], rtol=1e-3)
 
 
 def test_population_kernel_sharded_equals_unsharded():

@@ -5,7 +5,8 @@ the step size adapts, slow windows that double in length (first one 25 iteration
 iterations, scaled) where Welford estimates accumulate and, at each window's end, replace the
 preconditioner, and a terminal buffer (10%) for the step size alone. At each preconditioner change
 dual averaging restarts from the current step size. On the last warmup iteration the step size
-is frozen at the dual-averaging average.
+is frozen at the dual-averaging average. Kinetic samplers also get their friction at each
+window's end, from the window's draws (``scoresample.adapt.friction``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scoresample.adapt.friction import friction_from_variance, whitened_mean_variance
 from scoresample.adapt.preconditioner import (
     Preconditioner,
     WelfordState,
     blend_with_prior,
     covariance_of_scale,
     scale_from_covariance,
+    welford_covariance,
     welford_init,
     welford_update,
 )
@@ -66,9 +69,10 @@ class WarmupState(NamedTuple):
     welford: WelfordState
     dual_avg: DualAveragingState
     step_size: jax.Array
+    friction: jax.Array  # kinetic samplers' γ in whitened coordinates (unused by the others)
 
 
-def warmup_init(precond: Preconditioner, step_size) -> WarmupState:
+def warmup_init(precond: Preconditioner, step_size, friction=1.0) -> WarmupState:
     dense = precond.scale.ndim == 2
     dim = precond.mean.shape[-1]
     return WarmupState(
@@ -76,6 +80,7 @@ def warmup_init(precond: Preconditioner, step_size) -> WarmupState:
         welford_init(dim, dense, precond.mean.dtype),
         dual_averaging_init(step_size),
         jnp.asarray(step_size, jnp.float32),
+        jnp.asarray(friction, jnp.float32),
     )
 
 
@@ -86,6 +91,7 @@ class WarmupConfig(NamedTuple):
     adapt_step_size: bool
     adapt_preconditioner: bool
     inflation: float
+    tune_friction: bool = False
 
 
 def warmup_update(config: WarmupConfig, i, state: WarmupState, position, acceptance):
@@ -99,9 +105,9 @@ def warmup_update(config: WarmupConfig, i, state: WarmupState, position, accepta
         dual_avg = dual_averaging_update(dual_avg, acceptance, config.target_accept)
         step_size = jnp.where(last, jnp.exp(dual_avg.log_step_avg), jnp.exp(dual_avg.log_step))
 
-    welford, precond = state.welford, state.precond
+    welford, precond, friction = state.welford, state.precond, state.friction
     changed = jnp.array(False)
-    if config.adapt_preconditioner:
+    if config.adapt_preconditioner or config.tune_friction:
         collect = jnp.asarray(config.schedule.collect)[i]
         window_end = jnp.asarray(config.schedule.window_end)[i]
         welford = jax.tree.map(
@@ -109,13 +115,12 @@ def warmup_update(config: WarmupConfig, i, state: WarmupState, position, accepta
             welford_update(welford, position),
             welford,
         )
+    if config.adapt_preconditioner:
         dense = precond.scale.ndim == 2
         prior_cov = covariance_of_scale(precond.scale) / config.inflation**2
         mean, cov = blend_with_prior(welford, precond.mean, prior_cov)
         new_precond = Preconditioner(mean, config.inflation * scale_from_covariance(cov, dense))
         precond = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), new_precond, precond)
-        fresh = welford_init(precond.mean.shape[-1], dense, precond.mean.dtype)
-        welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), fresh, welford)
         if config.adapt_step_size:
             dual_avg = jax.tree.map(
                 lambda a, b: jnp.where(window_end & ~last, a, b),
@@ -123,4 +128,13 @@ def warmup_update(config: WarmupConfig, i, state: WarmupState, position, accepta
                 dual_avg,
             )
         changed = window_end
-    return WarmupState(precond, welford, dual_avg, step_size), changed
+    if config.tune_friction:
+        # The window's spread in the coordinates the next window runs in.
+        variance = whitened_mean_variance(precond, welford_covariance(welford))
+        tuned = friction_from_variance(variance).astype(friction.dtype)
+        friction = jnp.where(window_end & jnp.isfinite(tuned), tuned, friction)
+    if config.adapt_preconditioner or config.tune_friction:
+        dense = precond.scale.ndim == 2
+        fresh = welford_init(precond.mean.shape[-1], dense, precond.mean.dtype)
+        welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), fresh, welford)
+    return WarmupState(precond, welford, dual_avg, step_size, friction), changed

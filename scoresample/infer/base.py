@@ -331,6 +331,7 @@ class ScoreSampleKernel(MCMCKernel):
             adapt_step_size=self._adapt_step_size and self._spec.step_size_probe is not None,
             adapt_preconditioner=self._adapt_preconditioner,
             inflation=self._inflation,
+            tune_friction=self._spec.friction is not None,
         )
         self._resolve_preconditioner(model_args, model_kwargs)
         self._check_reference(model_args, model_kwargs)
@@ -552,7 +553,7 @@ class ScoreSampleKernel(MCMCKernel):
             num_grad_evals=jnp.full(shape, grad_count + n_grad, jnp.int32),
             num_density_evals=jnp.full(shape, dens_count + n_dens, jnp.int32),
             sampler_state=sampler_state,
-            adapt_state=warmup_init(precond, self._step_size),
+            adapt_state=warmup_init(precond, self._step_size, self._spec.friction or 1.0),
             rng_key=k_next,
         )
 
@@ -606,6 +607,8 @@ class ScoreSampleKernel(MCMCKernel):
         kw = {}
         if spec.takes_reference:
             kw["reference"] = self._path_reference(model_args, model_kwargs, adapt.precond)
+        if spec.friction is not None:
+            kw["friction"] = adapt.friction
         if spec.warmup_step is not None and config.num_warmup > 0:
             # The log density is a function, not an operand of lax.cond: close over it.
             proposed, info = jax.lax.cond(
@@ -617,8 +620,9 @@ class ScoreSampleKernel(MCMCKernel):
         else:
             proposed, info = spec.step(*step_args, **kw)
         pos = proposed.position
-        ok = ~jnp.asarray(info.diverging) & jnp.isfinite(proposed.logdensity)
-        ok = ok & jnp.all(jnp.isfinite(pos), axis=-1)
+        flagged = jnp.asarray(info.diverging)
+        ok = jnp.isfinite(proposed.logdensity) & jnp.all(jnp.isfinite(pos), axis=-1)
+        ok = ok if spec.reflects else ok & ~flagged
         # An exploding trajectory need not overflow: a jump in energy marks it diverging too.
         max_rise = MAX_DELTA_ENERGY + pos.shape[-1]
         ok = ok & (proposed.logdensity - state.sampler_state.logdensity > -max_rise)
@@ -675,7 +679,7 @@ class ScoreSampleKernel(MCMCKernel):
             i=state.i + 1,
             z=unravel(x),
             potential_energy=log_det_scale(adapt.precond) - sampler_state.logdensity,
-            diverging=~ok,
+            diverging=~ok | flagged,
             num_grad_evals=n_grad,
             num_density_evals=n_dens,
             sampler_state=sampler_state,

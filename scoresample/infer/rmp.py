@@ -14,10 +14,20 @@ class RandomizedMidpoint(ScoreSampleKernel):
     controlled by the step size, which warmup adapts by dual averaging towards ``target_accept``
     of a one-step HMC test that is computed, not applied (``scoresample.adapt.step_size``).
 
-    One MCMC iteration is ``num_steps`` Langevin steps (2 gradients each) of one chain.
+    One MCMC iteration is ``num_steps`` Langevin steps (2 gradients each) of one chain. A step
+    that meets a non-finite density is undone and the velocity reversed (the draw is flagged
+    ``diverging``); see ``scoresample.samplers.rmp.build_kernel``. Warmup starts from the shared
+    Pathfinder reference when the model's priors are proper (``preconditioner="auto"``; before,
+    each chain's own MAP + Laplace start and its own adaptation: on eight schools one chain of
+    four then got a step size 2x the others' and a log tau scale 2x the posterior's, and was
+    thrown to log tau = -32, seed 2 at 4 x (500 + 1500)); vectorized chains pool their
+    adaptation.
 
     Args:
-        friction: γ in whitened coordinates (default 1, measured: see ``samplers/rmp.py``).
+        friction: γ in whitened coordinates. None (default): tuned in warmup to 1/RMS of the
+            whitened draws' scales (``scoresample.adapt.friction``: the minimiser of the mean
+            integrated autocorrelation time of x² on a Gaussian; ≈ 1 once the preconditioner
+            fits); a number fixes it (the papers' setting; 1 was the earlier default).
         num_steps: steps per MCMC iteration (default 10: with the adapted h ≈ 0.25–0.5 and γ = 1,
             ten steps span a few relaxation times of a whitened Gaussian).
         variant: "kinetic" (default) or "overdamped".
@@ -36,19 +46,16 @@ class RandomizedMidpoint(ScoreSampleKernel):
         model=None,
         potential_fn=None,
         *,
-        friction=rmp.DEFAULT_FRICTION,
+        friction=None,
         num_steps=10,
         variant="kinetic",
         **kwargs,
     ):
-        rmp.validate_params(None, friction, num_steps, variant)
-        self._friction = float(friction)
+        given = rmp.DEFAULT_FRICTION if friction is None else friction
+        rmp.validate_params(None, given, num_steps, variant)
+        self._friction = None if friction is None else float(friction)
         self._num_steps = num_steps
         self._variant = variant
-        # A Markov chain keeps the per-chain MAP + Laplace start by default (its posteriordb,
-        # reproducibility and sharding tests were measured with it; the shared Pathfinder
-        # reference moved eight schools' theta[1] by z = 0.36): preconditioner="pathfinder" opts in.
-        kwargs.setdefault("preconditioner", "laplace")
         super().__init__(model, potential_fn, **kwargs)
 
     def _build_spec(self):

@@ -34,6 +34,11 @@ class SamplerSpec(NamedTuple):
     takes_reference: step and warmup_step take a keyword ``reference``
         (:class:`~scoresample.diffusion.annealing.Reference` in whitened coordinates, or None
         for N(0, I)): the start of an annealing path, e.g. the model's prior.
+    reflects: the state returned with ``info.diverging`` is valid (the failing moves were undone
+        inside the step, e.g. by reversing a velocity): the front flags the draw but keeps it.
+        Otherwise a diverging step's state is discarded and the previous one kept.
+    friction: for kinetic samplers whose friction warmup tunes (``scoresample.adapt.friction``),
+        its initial value; step then takes a keyword ``friction``. None: nothing to tune.
     """
 
     init: Callable
@@ -43,6 +48,8 @@ class SamplerSpec(NamedTuple):
     uses_gradients: bool = True
     warmup_step: Callable | None = None
     takes_reference: bool = False
+    reflects: bool = False
+    friction: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,11 +10,10 @@ Kinetic Langevin with friction γ and inverse mass u, targeting p(x) ∝ exp(log
     dx = v dt,  dv = -γ v dt + u ∇log p(x) dt + sqrt(2γu) dB,  invariant p(x) ⊗ N(0, u I).
 One step costs two gradients: one at the random midpoint, one at the end point (cached).
 
-Defaults: friction γ = 1 in the whitened coordinates the NumPyro front runs in (curvature ≈ 1
-after preconditioning). Measured (8 chains, 5 steps per draw, target_accept 0.97): min bulk ESS
-per gradient 0.030 / 0.012 on eight schools and 0.032 / 0.014 on the κ = 1e4 Gaussian (d = 100)
-for γ = 1 / γ = 2; γ = 0.5 diverged on eight schools. (γ = 2, critical damping at unit
-curvature, relaxes the mean fastest but random-walks the variance.)
+Friction: the BlackJAX-style API takes γ (default 1); the NumPyro front tunes it in warmup
+(``scoresample.adapt.friction``: γ = 1/RMS whitened scale, which is ≈ 1 once the preconditioner
+fits; the earlier fixed default was 1, measured: min bulk ESS per gradient 0.030 / 0.012 on
+eight schools for γ = 1 / 2, γ = 0.5 diverged there; see benchmarks/BENCHMARKS.md).
 There is no default step size in the BlackJAX-style API (the caller chooses); the NumPyro front
 adapts it in warmup (see ``scoresample.adapt.step_size``).
 """
@@ -59,9 +58,12 @@ class RMPState(NamedTuple):
 
 
 class RMPInfo(NamedTuple):
-    """diverging: a step produced a non-finite density or gradient; the input state is returned."""
+    """diverging: at least one step met a non-finite density or gradient or was unstable
+    (num_reflected of them); each such step was undone and the velocity reversed, so the
+    returned state is valid."""
 
     diverging: jax.Array
+    num_reflected: jax.Array
     num_grad_evals: jax.Array
     num_density_evals: jax.Array
 
@@ -120,11 +122,30 @@ def _overdamped_step(key, x, v, g, flat_ld, h, gamma, u):
     return x_new, v, jnp.isfinite(ld_mid)
 
 
+def max_energy_rise(dim: int):
+    """Largest rise of H = -log p(x) + |v|²/(2u) in one step that counts as thermal.
+
+    At stationarity one step changes H by the Ornstein–Uhlenbeck exchange of kinetic energy
+    (variance (1 - e^{-2γh}) ≤ 1 per coordinate, so sd ≤ sqrt(d)) plus a small discretisation
+    error; a numerically unstable step (h times the local frequency beyond the integrator's
+    stability limit, e.g. non-centred eight schools at tau ≈ 100, where theta's curvature is
+    tau²/sigma²) multiplies H by a large factor per step. 20 + 10 sqrt(d) nats is ≥ 10 sds beyond
+    the thermal exchange: crossing it is treated as a non-finite step (undone, velocity
+    reversed), as NUTS treats an energy error above 1000 as a divergence.
+    """
+    return 20.0 + 10.0 * jnp.sqrt(jnp.asarray(dim, jnp.float32))
+
+
 def build_kernel(variant: str = "kinetic") -> Callable:
     """Return kernel(rng_key, state, logdensity_fn, step_size, friction, num_steps, inverse_mass).
 
-    ``num_steps`` steps of size ``step_size`` are taken in a lax.scan. If any of them meets a
-    non-finite density or gradient, the input state is returned with ``info.diverging = True``.
+    ``num_steps`` steps of size ``step_size`` are taken in a lax.scan. A step that meets a
+    non-finite density or gradient (at the midpoint or the end point), or raises the energy by
+    more than ``max_energy_rise`` (an unstable step), is undone and the velocity reversed, as a
+    rejected proposal of generalised HMC is (Horowitz 1991): the chain turns back at the edge of
+    the region where the density is defined instead of retrying the same move (keeping the
+    velocity made that edge sticky: on N(0, 1) cut at x > 1.5 the means of three runs were
+    0.63, 0.10, 1.06 against -0.139). ``info.diverging`` flags such a call.
     """
     check_choice("variant", variant, VARIANTS)
     one_step = _kinetic_step if variant == "kinetic" else _overdamped_step
@@ -144,21 +165,31 @@ def build_kernel(variant: str = "kinetic") -> Callable:
         flat_ld = lambda y: logdensity_fn(unravel(y))
 
         def body(carry, key):
-            x, v, ld, g, ok = carry
+            x, v, ld, g, num_reflected = carry
             x_new, v_new, mid_ok = one_step(
                 key, x, v, g, flat_ld, step_size, friction, inverse_mass
             )
             ld_new, g_new = value_and_grad_finite(flat_ld, x_new)
-            ok = ok & mid_ok & jnp.isfinite(ld_new) & jnp.all(jnp.isfinite(v_new))
-            return (x_new, v_new, ld_new, g_new, ok), None
+            ok = mid_ok & jnp.isfinite(ld_new) & jnp.all(jnp.isfinite(v_new))
+            energy = lambda ld, v: jnp.sum(v**2 / inverse_mass) / 2 - ld
+            ok = ok & (energy(ld_new, v_new) - energy(ld, v) < max_energy_rise(x.shape[-1]))
+            keep = lambda new, old: jnp.where(ok, new, old)
+            carry = (
+                keep(x_new, x),
+                keep(v_new, -v),
+                keep(ld_new, ld),
+                keep(g_new, g),
+                num_reflected + (~ok).astype(jnp.int32),
+            )
+            return carry, None
 
         keys = jax.random.split(rng_key, num_steps)
-        init_carry = (x, v, state.logdensity, g, jnp.array(True))
-        (x_new, v_new, ld_new, g_new, ok), _ = jax.lax.scan(body, init_carry, keys)
-        proposed = RMPState(unravel(x_new), unravel(v_new), ld_new, unravel(g_new))
-        new_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), proposed, state)
+        init_carry = (x, v, state.logdensity, g, jnp.asarray(0, jnp.int32))
+        (x, v, ld, g, num_reflected), _ = jax.lax.scan(body, init_carry, keys)
+        new_state = RMPState(unravel(x), unravel(v), ld, unravel(g))
         info = RMPInfo(
-            diverging=~ok,
+            diverging=num_reflected > 0,
+            num_reflected=num_reflected,
             num_grad_evals=jnp.asarray(2 * num_steps, jnp.int32),
             num_density_evals=jnp.asarray(0, jnp.int32),
         )
@@ -196,20 +227,24 @@ def as_top_level_api(
 rmp = SamplingAPI(as_top_level_api, init, build_kernel)
 
 
-def spec(friction=DEFAULT_FRICTION, num_steps: int = 10, variant: str = "kinetic") -> SamplerSpec:
+def spec(friction=None, num_steps: int = 10, variant: str = "kinetic") -> SamplerSpec:
     """RMP for the NumPyro front: flat whitened positions, unit inverse mass, adapted step size.
 
+    friction: None (default) lets warmup tune γ from the chains' draws
+    (``scoresample.adapt.friction``: γ = 1/RMS whitened scale, starting from 1); a number fixes it.
     The step-size probe is the energy error of one velocity-Verlet step (see
     ``scoresample.diffusion.integrators.leapfrog_energy_error``), one extra gradient per warmup
     iteration; the acceptance min(1, e^{-ΔH}) is averaged by dual averaging in the warmup.
     """
-    validate_params(None, friction, num_steps, variant)
+    validate_params(None, DEFAULT_FRICTION if friction is None else friction, num_steps, variant)
     kernel = build_kernel(variant)
+    tuned = friction is None and variant == "kinetic"
+    fixed = DEFAULT_FRICTION if friction is None else friction
 
     def init_fn(rng_key, position, logdensity_fn):
         return init(position, logdensity_fn, rng_key)
 
-    def step_fn(rng_key, state, logdensity_fn, step_size):
+    def step_fn(rng_key, state, logdensity_fn, step_size, friction=fixed):
         return kernel(rng_key, state, logdensity_fn, step_size, friction, num_steps)
 
     # A one-step leapfrog of size ε is the MALA proposal x + (ε²/2)∇log p + ε ξ, so for the
@@ -227,4 +262,12 @@ def spec(friction=DEFAULT_FRICTION, num_steps: int = 10, variant: str = "kinetic
         )
         return jnp.minimum(1.0, jnp.exp(-delta)), 1
 
-    return SamplerSpec(init_fn, step_fn, probe, is_population=False, uses_gradients=True)
+    return SamplerSpec(
+        init_fn,
+        step_fn,
+        probe,
+        is_population=False,
+        uses_gradients=True,
+        reflects=True,
+        friction=DEFAULT_FRICTION if tuned else None,
+    )
