@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 import time
 from pathlib import Path
@@ -78,7 +79,7 @@ def grads_to_threshold(draws, cum_grads, e2, v2):
     return float(np.mean(cum_grads[:, idx])), b2
 
 
-def run_one(sampler, name, target, chains, draws, seed):
+def run_one(sampler, name, target, chains, draws, seed, rmp_kwargs=None):
     t0 = time.perf_counter()
     if sampler == "MCLMC":
         res = baselines.run_mclmc(
@@ -91,7 +92,7 @@ def run_one(sampler, name, target, chains, draws, seed):
             kernel = NUTS(target.model, dense_mass=sampler == "NUTS-dense")
             fields = ("num_steps",)
         else:
-            kernel = scoresample.RandomizedMidpoint(target.model)
+            kernel = scoresample.RandomizedMidpoint(target.model, **(rmp_kwargs or {}))
             fields = ("num_grad_evals",)
         mcmc = MCMC(
             kernel,
@@ -131,6 +132,9 @@ def main(argv=None):
     p.add_argument(
         "--nuts-chains", type=int, default=None, help="chains for NUTS (default: --chains)"
     )
+    p.add_argument(
+        "--rmp-kwargs", type=json.loads, default={}, help="JSON, e.g. '{\"num_steps\": 5}'"
+    )
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
     makers = {
@@ -147,7 +151,9 @@ def main(argv=None):
             chains = args.chains
             if sampler.startswith("NUTS") and args.nuts_chains:
                 chains = args.nuts_chains
-            res, cum, warm, total_s = run_one(sampler, name, target, chains, args.draws, 0)
+            res, cum, warm, total_s = run_one(
+                sampler, name, target, chains, args.draws, 0, args.rmp_kwargs
+            )
             g, b2 = grads_to_threshold(res.draws, cum, e2, v2)
             ess = bench.ess_summary(res.draws)
             total_grads = float(cum[:, -1].sum())

@@ -150,7 +150,10 @@ def _batched_draws(kernel, model, data, key, num_warmup, num_samples, num_partic
         return jnp.reshape(z[site], (-1,))
 
     def run(keys, ys):
-        state = jax.vmap(init_one)(keys, ys)
+        # One initialisation after another (lax.map): a vmapped BlackJAX Pathfinder (the default
+        # start of models with proper priors) never returned here (every thread idle), as on
+        # ManyWell-32 in infer/base.py. Sampling stays batched.
+        state = jax.lax.map(lambda a: init_one(*a), (keys, ys))
 
         def step(carry, _):  # one scan for warmup and sampling: one copy of the kernel to compile
             state, i = carry

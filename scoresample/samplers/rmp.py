@@ -227,7 +227,7 @@ def as_top_level_api(
 rmp = SamplingAPI(as_top_level_api, init, build_kernel)
 
 
-def spec(friction=None, num_steps: int = 10, variant: str = "kinetic") -> SamplerSpec:
+def spec(friction=None, num_steps: int = 5, variant: str = "kinetic") -> SamplerSpec:
     """RMP for the NumPyro front: flat whitened positions, unit inverse mass, adapted step size.
 
     friction: None (default) lets warmup tune γ from the chains' draws
