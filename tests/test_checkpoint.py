@@ -35,7 +35,12 @@ def model():
 
 
 def make_mcmc(kernel="rmp"):
-    k = RandomizedMidpoint(model, num_steps=5) if kernel == "rmp" else NUTS(model)
+    # The per-chain start: each subprocess recompiles the Pathfinder start otherwise (issue 17).
+    k = (
+        RandomizedMidpoint(model, num_steps=5, preconditioner="laplace")
+        if kernel == "rmp"
+        else NUTS(model)
+    )
     return MCMC(
         k,
         num_warmup=NUM_WARMUP,
