@@ -1,7 +1,32 @@
 """scoresample: training-free score-based samplers for Bayesian inference in JAX.
 
-NumPyro kernels (drop-ins for NUTS): RandomizedMidpoint.
-BlackJAX-style algorithms: rmp.
+NumPyro kernels, drop-ins for ``numpyro.infer.NUTS`` (run with ``numpyro.infer.MCMC``):
+
+    RandomizedMidpoint  randomized-midpoint Langevin Monte Carlo; per-chain, like NUTS
+    RDMC                reverse diffusion Monte Carlo: one reverse OU trajectory per draw
+    MultALMC            multiscale annealed Langevin: one annealing trajectory per draw
+    MultCDiff           multiscale reverse diffusion: one reverse OU trajectory per draw
+    EnsembleDiffusion   gradient-free Föllmer sampling; the chains are the particles
+    CMCD                controlled Monte Carlo diffusions; the chains are the particles
+    ScoreSampleKernel   the base class the kernels above share
+
+BlackJAX-style algorithms (``scoresample.rmp(logdensity_fn, ...)`` gives a
+``blackjax.base.SamplingAlgorithm``; ``.init`` and ``.build_kernel`` as in ``blackjax``):
+
+    rmp                 randomized-midpoint Langevin (RandomizedMidpoint's sampler)
+    rdmc                reverse diffusion Monte Carlo (RDMC's)
+    multalmc            multiscale annealed Langevin (MultALMC's)
+    multcdiff           multiscale reverse diffusion (MultCDiff's)
+    ensemble            gradient-free ensemble Föllmer sampling (EnsembleDiffusion's)
+    cmcd                controlled Monte Carlo diffusions (CMCD's)
+
+After a run:
+
+    check               inspect a finished MCMC run; warns SuspectRunWarning if it looks wrong
+    SuspectRunWarning   the warning ``check`` gives
+    run_checkpointed    run an MCMC in saved segments, resumable after a crash
+
+Command line: ``scoresample demo``, ``scoresample bench``, ``scoresample api`` (see ``--help``).
 """
 
 from scoresample.infer import RandomizedMidpoint, ScoreSampleKernel

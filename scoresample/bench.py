@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -129,10 +130,18 @@ def run_nuts(target: Target, **kw) -> RunResult:
 
 
 def ess_summary(draws: np.ndarray) -> dict:
-    """min/median bulk ESS and max R-hat over coordinates (ArviZ), draws (chains, n, d)."""
-    ds = az.convert_to_dataset({"x": draws})
-    ess = np.asarray(az.ess(ds, method="bulk")["x"])
-    rhat = np.asarray(az.rhat(ds)["x"]) if draws.shape[0] > 1 else np.full(draws.shape[-1], np.nan)
+    """min/median bulk ESS and max R-hat over coordinates (ArviZ), draws (chains, n, d).
+
+    ArviZ's warnings are silenced: it warns "more chains than draws" on population kernels' runs,
+    where the chains are the particles and many chains with few draws is the design.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="arviz")
+        ds = az.convert_to_dataset({"x": draws})
+        ess = np.asarray(az.ess(ds, method="bulk")["x"])
+        rhat = (
+            np.asarray(az.rhat(ds)["x"]) if draws.shape[0] > 1 else np.full(draws.shape[-1], np.nan)
+        )
     return {
         "ess_min": float(ess.min()),
         "ess_median": float(np.median(ess)),
@@ -173,7 +182,7 @@ def evaluate(result: RunResult, target: Target, ksd_draws: int = 1000) -> dict:
     rng = np.random.default_rng(0)
     idx = rng.choice(flat.shape[0], size=min(ksd_draws, flat.shape[0]), replace=False)
     out["ksd"] = D.ksd_from_logdensity(jnp.asarray(flat[idx]), target.logdensity_fn)
-    return out
+    return plain(out)
 
 
 COLUMNS = [
@@ -208,9 +217,21 @@ def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
     return "\n".join(lines)
 
 
-def write_json(rows: list[dict], path: Path) -> None:
+def plain(value):
+    """``value`` with numpy/JAX scalars and arrays (also inside dicts, lists and tuples) turned
+    into Python numbers and lists, for printing and JSON."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray, jax.Array)):
+        return np.asarray(value).tolist()
+    return value
+
+
+def write_json(rows, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rows, indent=1, default=float) + "\n")
+    path.write_text(json.dumps(plain(rows), indent=1, default=float) + "\n")
 
 
 def run_matrix(runners: dict[str, Callable], targets: dict[str, Target], **kw) -> list[dict]:
