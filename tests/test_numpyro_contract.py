@@ -84,7 +84,11 @@ def test_other_chain_methods_and_reproducibility(name):
         assert tau_par.shape == (2, 30) and np.all(np.isfinite(tau_par)) and np.all(tau_par > 0)
         return
     # The same key gives the same draws: parallel and sequential chains are the same chains.
-    np.testing.assert_allclose(par.get_samples(group_by_chain=True)["tau"], first, rtol=1e-4)
+    # Not bitwise: pmap's program holds the model's data as constants, the cached compiled start
+    # takes them as arguments, and XLA rounds the two programs differently in the last bits;
+    # that grows along the chain (measured: 5e-4 relative after 30 draws of RandomizedMidpoint).
+    # Different keys would give draws that differ by O(1).
+    np.testing.assert_allclose(par.get_samples(group_by_chain=True)["tau"], first, rtol=1e-2)
 
 
 def test_vectorized_reproducible_and_seed_dependent(vectorized_run):

@@ -28,6 +28,7 @@ from scoresample.adapt.preconditioner import (
     welford_init,
     welford_update,
 )
+from scoresample.adapt.smoothness import SmoothnessState, smoothness_init, smoothness_update
 from scoresample.adapt.step_size import (
     DualAveragingState,
     dual_averaging_init,
@@ -70,6 +71,7 @@ class WarmupState(NamedTuple):
     dual_avg: DualAveragingState
     step_size: jax.Array
     friction: jax.Array  # kinetic samplers' γ in whitened coordinates (unused by the others)
+    smoothness: SmoothnessState  # probe pairs of unadjusted samplers (adapt.smoothness)
 
 
 def warmup_init(precond: Preconditioner, step_size, friction=1.0) -> WarmupState:
@@ -81,6 +83,7 @@ def warmup_init(precond: Preconditioner, step_size, friction=1.0) -> WarmupState
         dual_averaging_init(step_size),
         jnp.asarray(step_size, jnp.float32),
         jnp.asarray(friction, jnp.float32),
+        smoothness_init(),
     )
 
 
@@ -94,11 +97,19 @@ class WarmupConfig(NamedTuple):
     tune_friction: bool = False
 
 
-def warmup_update(config: WarmupConfig, i, state: WarmupState, position, acceptance):
+def warmup_update(
+    config: WarmupConfig, i, state: WarmupState, position, acceptance, smoothness_pair=None
+):
     """Adapt after warmup iteration i given the draw(s) ``position`` (x-space; (d,) or (n, d)).
 
+    ``smoothness_pair``: the acceptances of ``adapt.smoothness.smoothness_probe`` (unadjusted
+    samplers), counted in the second half of warmup.
     Returns (new state, preconditioner_changed). Call only while i < num_warmup.
     """
+    smoothness = state.smoothness
+    if smoothness_pair is not None:
+        second_half = i >= config.num_warmup // 2
+        smoothness = smoothness_update(smoothness, *smoothness_pair, second_half)
     last = i == config.num_warmup - 1
     dual_avg, step_size = state.dual_avg, state.step_size
     if config.adapt_step_size:
@@ -137,4 +148,4 @@ def warmup_update(config: WarmupConfig, i, state: WarmupState, position, accepta
         dense = precond.scale.ndim == 2
         fresh = welford_init(precond.mean.shape[-1], dense, precond.mean.dtype)
         welford = jax.tree.map(lambda a, b: jnp.where(window_end, a, b), fresh, welford)
-    return WarmupState(precond, welford, dual_avg, step_size, friction), changed
+    return WarmupState(precond, welford, dual_avg, step_size, friction, smoothness), changed

@@ -16,6 +16,7 @@ Hessian counted as d gradients), so the warmup total is the sum over warmup iter
 
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
 from typing import Any, Callable, NamedTuple
@@ -53,8 +54,15 @@ from scoresample.adapt.reference import (
     model_prior,
     pathfinder_fit,
 )
+from scoresample.adapt.smoothness import (
+    looks_discontinuous,
+    rejection_ratio,
+    smoothness_probe,
+    warn_if_discontinuous,
+)
 from scoresample.adapt.warmup import WarmupConfig, build_schedule, warmup_init, warmup_update
 from scoresample.diffusion.annealing import Reference
+from scoresample.infer.compiled import INIT_CACHE, freeze, split_arrays, structure_key
 from scoresample.samplers.base import (
     SamplerSpec,
     check_choice,
@@ -83,17 +91,71 @@ MAX_DELTA_ENERGY = 1000.0
 MAX_MAP_PARTICLES = 32  # population kernels: MAP + Laplace from at most this many particles
 
 
+# NumPyro NUTS/HMC (and MCMC) keywords with no counterpart here, and why.
+NUTS_ONLY = {
+    "max_tree_depth": "there is no tree: one draw is a fixed number of steps (see num_steps)",
+    "trajectory_length": "there is no HMC trajectory (see num_steps)",
+    "find_heuristic_step_size": "warmup adapts the step size from the preconditioned start",
+    "kinetic_fn": "the kinetic energy is fixed by the sampler",
+    "forward_mode_differentiation": "gradients are taken in reverse mode only",
+    "regularize_mass_matrix": "the preconditioner is regularised by its own rules",
+    "num_chains": "the number of chains is MCMC(..., num_chains=N)",
+}
+
+
+def refuse_unknown(kernel: str, unknown: dict) -> None:
+    """ValueError for NumPyro keywords that do not carry over (saying why), TypeError for the
+    rest, as Python would."""
+    for name in unknown:
+        if name in NUTS_ONLY:
+            raise ValueError(f"{kernel} does not take {name}: {NUTS_ONLY[name]}")
+    if unknown:
+        raise TypeError(f"{kernel} got unexpected keyword argument(s) {sorted(unknown)}")
+
+
+def alias(name: str, value, numpyro_name: str, numpyro_value):
+    """``value``, or NumPyro's spelling of it when that one is given (both: ValueError)."""
+    if numpyro_value is None:
+        return value
+    if value is not None and value is not True:  # True: adapt_preconditioner's default
+        raise ValueError(f"give {name} or NumPyro's {numpyro_name}, not both")
+    return numpyro_value
+
+
+def check_inverse_mass_matrix(matrix, preconditioner):
+    """NumPyro's inverse_mass_matrix as an array (d,) or (d, d) of a positive (definite) cov."""
+    if isinstance(matrix, dict):
+        raise ValueError(
+            "inverse_mass_matrix must be an array (d,) or (d, d) over all unconstrained "
+            "coordinates; NumPyro's per-site dict form is not supported"
+        )
+    if preconditioner != "auto":
+        raise ValueError("give inverse_mass_matrix or preconditioner, not both")
+    m = np.asarray(matrix, np.float64)
+    ok = m.ndim == 1 and np.all(m > 0)
+    if m.ndim == 2 and m.shape[0] == m.shape[1]:
+        ok = np.allclose(m, m.T) and np.all(np.linalg.eigvalsh(m) > 0)
+    if not ok:
+        raise ValueError(
+            "inverse_mass_matrix must be a positive vector (d,) or a symmetric positive "
+            f"definite matrix (d, d), got shape {m.shape}"
+        )
+    return m
+
+
 def pop_base_kwargs(kwargs: dict, exclude=()) -> dict:
     """Remove and return the keyword arguments that belong to ``ScoreSampleKernel.__init__``
     (the sampler-specific rest stays in ``kwargs``); ``exclude`` keeps names a kernel handles
-    itself. Derived from the signature, so a new common option reaches every kernel."""
+    itself. Derived from the signature, so a new common option reaches every kernel; NumPyro
+    keywords that do not carry over go along too (the base class refuses them)."""
     names = set(inspect.signature(ScoreSampleKernel.__init__).parameters) - {
         "self",
         "model",
         "potential_fn",
+        "unknown",
         *exclude,
     }
-    return {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+    return {k: kwargs.pop(k) for k in list(kwargs) if k in names or k in NUTS_ONLY}
 
 
 class ScoreSampleState(NamedTuple):
@@ -108,6 +170,23 @@ class ScoreSampleState(NamedTuple):
     sampler_state: Any
     adapt_state: Any
     rng_key: jax.Array
+
+    def __getitem__(self, key):
+        return state_item(self, key)
+
+
+def state_item(state: tuple, key):
+    """Tuple indexing; a name is an extra field that does not exist. NumPyro's MCMC looks an
+    unknown ``extra_fields`` name up as an item after the attribute lookup failed, which for a
+    tuple gave "tuple indices must be integers"; say which fields there are instead."""
+    if isinstance(key, str):
+        raise KeyError(
+            f"no extra field {key!r} in {type(state).__name__}; fields: {', '.join(state._fields)}"
+            " (and their attributes, e.g. 'sampler_state.position'). Unadjusted samplers have no "
+            "accept_prob; the cost per draw is num_grad_evals / num_density_evals (NUTS's "
+            "num_steps is the number of leapfrog steps)"
+        )
+    return tuple.__getitem__(state, key)
 
 
 def _discrete_latent_sites(model, model_args, model_kwargs):
@@ -145,6 +224,11 @@ def shard_leading_axis(tree, num_chains: int):
         return jax.device_put(x, replicated)
 
     return jax.tree.map(place, tree)
+
+
+def _unchanged(state: ScoreSampleState) -> ScoreSampleState:
+    """The next state of a model without latent dimensions."""
+    return state._replace(i=state.i + 1)
 
 
 def _select(ok, new, old):
@@ -190,6 +274,12 @@ class ScoreSampleKernel(MCMCKernel):
         shard_chains: split vectorized chains (population: particles) over ``jax.devices()``.
             None (default) shards when the host has several accelerators (GPU/TPU), never on
             CPU; True forces it (e.g. CPU devices from --xla_force_host_platform_device_count).
+
+    NumPyro's names, where the meaning carries over: ``target_accept_prob`` (= target_accept),
+    ``adapt_mass_matrix`` (= adapt_preconditioner), ``inverse_mass_matrix`` (an array (d,) or
+    (d, d): the posterior covariance the preconditioner starts from, centred at 0 as NUTS's
+    mass matrix; no Pathfinder or MAP search). NUTS/HMC parameters without a counterpart
+    (``NUTS_ONLY``) raise ValueError saying why; so does NumPyro's structured ``dense_mass``.
     """
 
     sample_field = "z"
@@ -214,7 +304,29 @@ class ScoreSampleKernel(MCMCKernel):
         inflation=1.0,
         map_iters=None,
         shard_chains=None,
+        target_accept_prob=None,
+        adapt_mass_matrix=None,
+        inverse_mass_matrix=None,
+        **unknown,
     ):
+        refuse_unknown(type(self).__name__, unknown)
+        check_choice("preconditioner", preconditioner, PRECONDITIONERS)
+        target_accept = alias(
+            "target_accept", target_accept, "target_accept_prob", target_accept_prob
+        )
+        adapt_preconditioner = alias(
+            "adapt_preconditioner", adapt_preconditioner, "adapt_mass_matrix", adapt_mass_matrix
+        )
+        if not isinstance(dense_mass, (bool, type(None))):
+            raise ValueError(
+                f"dense_mass must be True or False (one dense or diagonal preconditioner for all "
+                f"sites), got {dense_mass!r}: NumPyro's structured form (a list of site tuples) "
+                "is not supported"
+            )
+        if inverse_mass_matrix is not None:
+            inverse_mass_matrix = check_inverse_mass_matrix(inverse_mass_matrix, preconditioner)
+            preconditioner = "given"
+            dense_mass = inverse_mass_matrix.ndim == 2
         if (model is None) == (potential_fn is None):
             raise ValueError("Exactly one of `model` or `potential_fn` must be given.")
         if step_size is not None:
@@ -222,7 +334,6 @@ class ScoreSampleKernel(MCMCKernel):
         target_accept = self.default_target_accept if target_accept is None else target_accept
         if not (0.0 < float(target_accept) < 1.0):
             raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
-        check_choice("preconditioner", preconditioner, PRECONDITIONERS)
         check_choice("reference", reference, REFERENCES)
         if reference_scale is not None:
             scale = np.asarray(reference_scale, np.float64)
@@ -255,6 +366,10 @@ class ScoreSampleKernel(MCMCKernel):
         if map_iters is not None:
             self._map_iters = map_iters
         self._shard_chains = shard_chains
+        self._inverse_mass_matrix = inverse_mass_matrix
+        # The constructor's settings (subclasses set theirs before calling this): with the
+        # resolved warmup choices they key the compiled warmup start (``infer.compiled``).
+        self._settings = dict(vars(self))
         self._spec: SamplerSpec = self._build_spec()
         self._potential_fn_gen = None
         self._postprocess_fn = None
@@ -281,6 +396,8 @@ class ScoreSampleKernel(MCMCKernel):
         return self._postprocess_fn(*args, **kwargs)
 
     def get_diagnostics_str(self, state):
+        if state.adapt_state is None:
+            return "no latent dimensions"
         div = jnp.mean(jnp.asarray(state.diverging, jnp.float32))
         return f"step size {float(state.adapt_state.step_size):.2e}, diverging {float(div):.0%}"
 
@@ -319,10 +436,18 @@ class ScoreSampleKernel(MCMCKernel):
 
         one = jax.tree.map(lambda x: x[0], init_params) if batched else init_params
         _, self._unravel_fn = ravel_pytree(one)
-        flat = jax.vmap(lambda p: ravel_pytree(p)[0]) if batched else (lambda p: ravel_pytree(p)[0])
-        x0 = flat(init_params)
+        ravel = lambda p: ravel_pytree(p)[0]
+        # axis_size: a model without latent sites has init_params {} (nothing to map over).
+        x0 = jax.vmap(ravel, axis_size=rng_key.shape[0])(init_params) if batched else ravel(one)
         self._num_warmup = int(num_warmup)
         dim = x0.shape[-1]
+        if self._inverse_mass_matrix is not None and self._inverse_mass_matrix.shape[0] != dim:
+            raise ValueError(
+                f"inverse_mass_matrix has shape {self._inverse_mass_matrix.shape}, but the model "
+                f"has {dim} unconstrained dimensions"
+            )
+        if dim == 0:
+            return self._init_without_latent_dims(rng_key, x0, batched, model_args, model_kwargs)
         self._dense = dim <= DENSE_MAX_DIM if self._dense_mass is None else bool(self._dense_mass)
         self._config = WarmupConfig(
             num_warmup=self._num_warmup,
@@ -335,23 +460,83 @@ class ScoreSampleKernel(MCMCKernel):
         )
         self._resolve_preconditioner(model_args, model_kwargs)
         self._check_reference(model_args, model_kwargs)
-        # The initialisation (Pathfinder or MAP search, Hessian) is compiled once: eagerly it
-        # would dispatch every L-BFGS operation separately. Model arguments are closed over.
         self._chain_axis = None
         if self._spec.is_population:
-            init_fn = lambda k, x: self._init_chain(k[0], x, model_args, model_kwargs)
             self._sample_fn = self._sample_state
         elif batched:
             self._chain_axis = None if self._preconditioner == "laplace" else CHAIN_AXIS
-            init_fn = lambda k, x: self._init_chains(k, x, model_args, model_kwargs)
             self._sample_fn = self._vectorized_sample_state
         else:
-            init_fn = lambda k, x: self._init_chain(k, x, model_args, model_kwargs)
             self._sample_fn = self._sample_state
-        state = jax.jit(init_fn)(rng_key, x0)
+        state = self._compiled_init(batched, one)(rng_key, x0, model_args, model_kwargs)
         if batched and self._use_sharding(x0.shape[0]):
             state = shard_leading_axis(state, x0.shape[0])
         return state
+
+    def _init_without_latent_dims(self, rng_key, x0, batched, model_args, model_kwargs):
+        """A model with nothing to sample (no latent sites, only deterministic ones, or sites of
+        zero unconstrained dimensions such as Dirichlet(ones(1))): every draw is the one point,
+        at no cost, and deterministic sites are computed from it by postprocessing."""
+        potential = self._flat_logdensity(model_args, model_kwargs)
+        shape = x0.shape[:-1]
+        unravel = jax.vmap(self._unravel_fn) if batched else self._unravel_fn
+        per_chain = batched and not self._spec.is_population
+        self._sample_fn = lambda state, *_: _unchanged(state)
+        return ScoreSampleState(
+            i=jnp.zeros(shape if per_chain else (), jnp.int32),
+            z=unravel(x0),
+            potential_energy=jnp.broadcast_to(-potential(jnp.zeros(0, x0.dtype)), shape),
+            diverging=jnp.zeros(shape, bool),
+            num_grad_evals=jnp.zeros(shape, jnp.int32),
+            num_density_evals=jnp.zeros(shape, jnp.int32),
+            sampler_state=None,
+            adapt_state=None,
+            rng_key=rng_key,
+        )
+
+    def _init_states(self, batched: bool) -> Callable:
+        """init(rng_key, x0, model_args, model_kwargs) -> initial state(s), not compiled."""
+        if self._spec.is_population:
+            return lambda k, x, a, kw: self._init_chain(k[0], x, a, kw)
+        return self._init_chains if batched else self._init_chain
+
+    def _compiled_init(self, batched: bool, params) -> Callable:
+        """The initialisation (Pathfinder or MAP search, Hessian), compiled: eagerly it would
+        dispatch every L-BFGS operation separately. The compiled function is kept across runs
+        and kernels with the same settings (``infer.compiled``), the model's array arguments
+        passed to it; a model that cannot take them traced, or a setting or argument that
+        cannot be hashed, gets a function compiled for this run with the arguments closed
+        over (the earlier behaviour)."""
+
+        def for_this_run(rng_key, x0, model_args, model_kwargs):
+            init = self._init_states(batched)
+            return jax.jit(lambda k, x: init(k, x, model_args, model_kwargs))(rng_key, x0)
+
+        def cached(rng_key, x0, model_args, model_kwargs):
+            try:
+                settings = freeze(self._settings)
+                args_key, arrays, rebuild = split_arrays((model_args, model_kwargs))
+            except TypeError:
+                return for_this_run(rng_key, x0, model_args, model_kwargs)
+            key = (
+                type(self),
+                settings,
+                self._preconditioner,
+                self._dense,
+                batched,
+                structure_key(params),
+                args_key,
+            )
+            # A copy: the compiled function must not see this kernel's later inits.
+            init = copy.copy(self)._init_states(batched)
+            fn = INIT_CACHE.get(key, lambda: jax.jit(lambda k, x, arr: init(k, x, *rebuild(arr))))
+            try:
+                return fn(rng_key, x0, arrays)
+            except Exception:  # e.g. a model that needs concrete arguments
+                INIT_CACHE.discard(key)
+                return for_this_run(rng_key, x0, model_args, model_kwargs)
+
+        return cached
 
     def _resolve_preconditioner(self, model_args, model_kwargs):
         """preconditioner="auto": Pathfinder when the starts can be dispersed (a proper prior, or
@@ -513,6 +698,12 @@ class ScoreSampleKernel(MCMCKernel):
         zero = jnp.asarray(0, jnp.int32)
         if self._preconditioner == "identity":
             return identity_preconditioner(dim, self._dense, x0.dtype), x0, zero, zero
+        if self._preconditioner == "given":
+            cov = jnp.asarray(self._inverse_mass_matrix, x0.dtype)
+            precond = Preconditioner(
+                jnp.zeros(dim, x0.dtype), scale_from_covariance(cov, cov.ndim == 2)
+            )
+            return precond, x0, zero, zero
         if self._preconditioner == "laplace":
             return (*self._laplace_preconditioner(logdensity_x, x0), zero)
         n = 1 if x0.ndim == 1 else x0.shape[0]
@@ -584,6 +775,17 @@ class ScoreSampleKernel(MCMCKernel):
             keys, x_start
         )
 
+    def _report_smoothness(self, i, smoothness, logdensity):
+        """At the first sampling iteration, warn (host callback) when the warmup's probes say
+        the density jumps (``scoresample.adapt.smoothness``)."""
+
+        def report(_):
+            flag = looks_discontinuous(smoothness, jnp.mean(logdensity))
+            ratio = rejection_ratio(smoothness)
+            jax.debug.callback(warn_if_discontinuous, flag, ratio, smoothness.count)
+
+        jax.lax.cond(i == self._config.num_warmup, report, lambda _: None, None)
+
     def _vectorized_sample_state(self, state: ScoreSampleState, model_args, model_kwargs):
         """``_sample_state`` over a leading axis of chains. Every chain is at the same iteration,
         so the iteration counter is passed unbatched: under vmap a ``lax.cond`` on a batched
@@ -638,6 +840,7 @@ class ScoreSampleKernel(MCMCKernel):
 
         if config.num_warmup > 0 and (config.adapt_step_size or config.adapt_preconditioner):
             init_grad, init_dens = self._init_cost()
+            smoothness_test = spec.unadjusted
 
             def warm(args):
                 ss, ad = args
@@ -646,11 +849,21 @@ class ScoreSampleKernel(MCMCKernel):
                     acc = jnp.mean(acc)
                 else:
                     acc, probe_grads = jnp.nan, 0
+                pair = None
+                if smoothness_test:  # second half of warmup only
+                    pair, more = jax.lax.cond(
+                        state.i >= config.num_warmup // 2,
+                        lambda: smoothness_probe(jax.random.fold_in(k_probe, 1), ss, ld_z),
+                        lambda: ((jnp.float32(1.0), jnp.float32(1.0)), jnp.int32(0)),
+                    )
+                    probe_grads = probe_grads + more
                 x_pool = x
                 if self._chain_axis is not None:  # vectorized chains share one adaptation
                     x_pool = jax.lax.all_gather(x, self._chain_axis)
                     acc = jax.lax.pmean(acc, self._chain_axis)
-                new_ad, changed = warmup_update(config, state.i, ad, x_pool, acc)
+                    if pair is not None:
+                        pair = jax.lax.pmean(pair, self._chain_axis)
+                new_ad, changed = warmup_update(config, state.i, ad, x_pool, acc, pair)
 
                 def reinit(_):
                     ld_new = whitened_logdensity(logdensity_x, new_ad.precond)
@@ -673,6 +886,8 @@ class ScoreSampleKernel(MCMCKernel):
             )
             n_grad = n_grad + extra_grad
             n_dens = n_dens + extra_dens
+            if smoothness_test:
+                self._report_smoothness(state.i, adapt.smoothness, sampler_state.logdensity)
 
         unravel = jax.vmap(self._unravel_fn) if x.ndim == 2 else self._unravel_fn
         return ScoreSampleState(

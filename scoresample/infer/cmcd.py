@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from scoresample.adapt.control import mlp_control
 from scoresample.adapt.reference import improper_sites, model_prior, whitened_prior
-from scoresample.infer.base import ScoreSampleKernel
+from scoresample.infer.base import ScoreSampleKernel, state_item
 from scoresample.samplers import cmcd
 from scoresample.samplers.base import check_choice
 
@@ -35,6 +35,9 @@ class CMCDKernelState(NamedTuple):
     ess: jax.Array
     log_weights: jax.Array
     loss: jax.Array
+
+    def __getitem__(self, key):
+        return state_item(self, key)
 
 
 def _extend(state) -> CMCDKernelState:

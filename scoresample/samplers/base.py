@@ -39,6 +39,9 @@ class SamplerSpec(NamedTuple):
         Otherwise a diverging step's state is discarded and the previous one kept.
     friction: for kinetic samplers whose friction warmup tunes (``scoresample.adapt.friction``),
         its initial value; step then takes a keyword ``friction``. None: nothing to tune.
+    unadjusted: moves by gradients with no accept/reject and no reweighting by densities, so
+        a jump in the density is invisible to it: warmup then tests whether the density jumps
+        (``scoresample.adapt.smoothness``) and warns.
     """
 
     init: Callable
@@ -50,6 +53,7 @@ class SamplerSpec(NamedTuple):
     takes_reference: bool = False
     reflects: bool = False
     friction: float | None = None
+    unadjusted: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -874,4 +874,6 @@ def spec(method: str = "almc", **params) -> SamplerSpec:
         del step_size
         return kernel(rng_key, state, logdensity_fn)
 
-    return SamplerSpec(init_fn, step_fn, None, is_population=False, uses_gradients=True)
+    return SamplerSpec(
+        init_fn, step_fn, None, is_population=False, uses_gradients=True, unadjusted=True
+    )

@@ -270,4 +270,5 @@ def spec(friction=None, num_steps: int = 5, variant: str = "kinetic") -> Sampler
         uses_gradients=True,
         reflects=True,
         friction=DEFAULT_FRICTION if tuned else None,
+        unadjusted=True,
     )
