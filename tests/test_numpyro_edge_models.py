@@ -57,8 +57,9 @@ def trivial_dirichlet():
 
 
 def methods(name):
-    population = KERNELS[name][1]
-    return ["vectorized"] if population else ["vectorized", "sequential"]
+    # The per-chain path (sequential, parallel) is the same adapter code for every per-chain
+    # kernel: one of them covers it.
+    return ["vectorized", "sequential"] if name == "RandomizedMidpoint" else ["vectorized"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -251,6 +252,8 @@ def test_unadjusted_kernels_warn_on_the_change_point(name):
     )
     with pytest.warns(NonSmoothDensityWarning, match="seems to jump"):
         mcmc.run(jax.random.key(0), COUNTS)
+    if name == "MultALMC":  # the smooth check: MultCDiff runs the same multiscale probe path
+        return
     smooth = MCMC(
         factory(model=eight_schools_model),
         num_warmup=200,
