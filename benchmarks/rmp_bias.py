@@ -66,7 +66,7 @@ class RMPStep:
         return (state.position, state)
 
     def __call__(self, key, carry):
-        state, _ = self.kernel(key, carry[-1], logdensity, self.h, 1.0, 1)
+        state, _ = self.kernel(key, carry[-1], logdensity, self.h, 1.0, 1, friction=1.0)
         return (state.position, state)
 
 

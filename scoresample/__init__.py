@@ -13,6 +13,7 @@ NumPyro kernels, drop-ins for ``numpyro.infer.NUTS`` (run with ``numpyro.infer.M
 BlackJAX-style algorithms (``scoresample.rmp(logdensity_fn, ...)`` gives a
 ``blackjax.base.SamplingAlgorithm``; ``.init`` and ``.build_kernel`` as in ``blackjax``):
 
+    window_adaptation   the NumPyro kernels' warmup for these algorithms, BlackJAX style
     rmp                 randomized-midpoint Langevin (RandomizedMidpoint's sampler)
     rdmc                reverse diffusion Monte Carlo (RDMC's)
     multalmc            multiscale annealed Langevin (MultALMC's)
@@ -24,6 +25,8 @@ After a run:
 
     check               inspect a finished MCMC run; warns SuspectRunWarning if it looks wrong
     SuspectRunWarning   the warning ``check`` gives
+    population_summary  per-sweep diagnostics of CMCD / EnsembleDiffusion runs (any sweep count)
+    print_population_summary  the same, printed (NumPyro's print_summary with sweeps as chains)
     run_checkpointed    run an MCMC in saved segments, resumable after a crash
 
 Command line: ``scoresample demo``, ``scoresample bench``, ``scoresample api`` (see ``--help``).
@@ -57,6 +60,15 @@ from scoresample.samplers.multiscale import multalmc, multcdiff  # noqa: E402
 
 __all__ += ["MultALMC", "MultCDiff", "multalmc", "multcdiff"]
 
-from scoresample.checks import SuspectRunWarning, check  # noqa: E402
+from scoresample.checks import (  # noqa: E402
+    SuspectRunWarning,
+    check,
+    population_summary,
+    print_population_summary,
+)
 
-__all__ += ["SuspectRunWarning", "check"]
+__all__ += ["SuspectRunWarning", "check", "population_summary", "print_population_summary"]
+
+from scoresample.infer.adaptation import window_adaptation  # noqa: E402
+
+__all__ += ["window_adaptation"]

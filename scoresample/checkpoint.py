@@ -41,7 +41,7 @@ import numpy as np
 
 __all__ = ["CheckpointedRun", "enable_compilation_cache", "load_checkpoint", "run_checkpointed"]
 
-FORMAT_VERSION = 3  # 2: the warmup state gained the tuned friction; 3: the smoothness probes
+FORMAT_VERSION = 4  # 2: warmup state gained the tuned friction; 3: smoothness probes; 4: CMCD lost
 
 
 class _Key(NamedTuple):

@@ -23,6 +23,11 @@ Each check runs only where it applies and reports its measured value (``nan`` wh
 - ``scale_ratio``: the sd of the draws per coordinate, in the flat unconstrained space where the
   warmup's preconditioner lives, over that preconditioner's marginal scale; the ratio farthest
   from 1 (in log) is reported. Only for kernels whose state holds ``adapt_state.precond``.
+
+Population kernels also have :func:`print_population_summary` (:func:`population_summary`), the
+counterpart of ``mcmc.print_summary()``, which takes particle slots as chains (and fails with
+fewer than 4 sweeps): per sweep log Ẑ, weight ESS, unique draws, lost trajectories and
+divergences, and NumPyro's table with each sweep as a chain of its particles.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import arviz as az
 import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from numpyro.diagnostics import summary as numpyro_summary
 from numpyro.infer.util import unconstrain_fn
 
 # Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021, Bayesian Analysis), "Rank-normalization,
@@ -353,4 +359,240 @@ def check(mcmc, *, warn=True) -> RunCheck:
         kernel = type(mcmc.sampler).__name__
         lines = "\n".join(f"  - {p}" for p in result.problems)
         warnings.warn(f"{kernel} run is probably wrong:\n{lines}", SuspectRunWarning, stacklevel=2)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Population kernels: draws grouped by sweep
+
+# A choice, not a threshold tuned on runs: a lost trajectory (non-finite density on the way)
+# gets weight zero, so the population only represents the paths that avoided those regions;
+# correct runs at the defaults lose almost none, so more than 1 in 20 is reported
+# (BENCHMARKS.md, "Population diagnostics": losses and the bias they came with).
+MAX_LOST_RATE = 0.05
+SWEEP_ROWS = 10  # print every sweep up to this many, else min / median / max per column
+
+
+class SweepSummary(NamedTuple):
+    """Per sweep (S,) of a population kernel's run; nan where the extra field was not collected.
+
+    log_z: the sweep's log Ẑ (CMCD's ``log_z``); weight_ess: Kish ESS of its final weights, in
+    particles (CMCD's ``ess``); unique: distinct draws among its N particles (resampling copies
+    one particle into several slots); lost: trajectories lost within the sweep (CMCD's
+    ``lost``); diverging: draws flagged ``diverging`` (the slot kept an earlier draw)."""
+
+    log_z: np.ndarray
+    weight_ess: np.ndarray
+    unique: np.ndarray
+    lost: np.ndarray
+    diverging: np.ndarray
+
+
+class PopulationSummary(NamedTuple):
+    """What :func:`population_summary` reports.
+
+    sweeps: :class:`SweepSummary`. num_particles: N. log_z: the sweeps' log Ẑ combined (log mean
+    exp: unbiased in Z, a lost sweep counting as Ẑ = 0); log_z_sd: their sd (nan for one sweep).
+    ess: the population bound on effective draws, Σ over sweeps of min(weight ESS, unique draws)
+    (unique draws where the weight ESS was not collected): a sweep's N draws carry no more than
+    its distinct particles, nor than its weights before the final resampling. It ignores the
+    ancestry shared through earlier resamplings, so it can be several times too high when a few
+    particles carry the weight. sites: per latent site, NumPyro's summary statistics
+    (``numpyro.diagnostics.summary``) with each sweep as a chain of its particles, n_eff capped
+    at ``ess``; empty below 4 particles (split R-hat halves a chain). That n_eff counts copies
+    (neighbours in slot order) as correlated and the spread of the sweeps' means through
+    NumPyro's between-chain variance, so it needs several sweeps to see sweep-to-sweep shifts.
+    lost_rate: the share of trajectories lost (nan when ``lost`` was not collected). problems:
+    what looks wrong (``MAX_LOST_RATE`` exceeded, sweeps that lost every particle)."""
+
+    sweeps: SweepSummary
+    num_particles: int
+    log_z: float
+    log_z_sd: float
+    ess: float
+    sites: dict
+    lost_rate: float
+    problems: tuple[str, ...]
+
+
+def _require_population(mcmc) -> None:
+    if mcmc.last_state is None:
+        raise ValueError("population_summary(mcmc) reads a finished run: call mcmc.run first.")
+    if not getattr(mcmc.sampler, "is_ensemble_kernel", False):
+        raise ValueError(
+            f"{type(mcmc.sampler).__name__} is not a population (ensemble) kernel: its chains "
+            "are Markov chains, so use mcmc.print_summary()."
+        )
+
+
+def sweeps_as_chains(mcmc, exclude_deterministic=False):
+    """A population kernel's samples regrouped as (sweeps, particles, ...): each sweep is one
+    "chain" of its N particles, in their slot order. Accepted by ``numpyro.diagnostics.summary``
+    and ``az.summary``; there R-hat compares the sweeps (independent given the frozen reference)
+    and n_eff counts adjacent copies as correlated draws (the resampling leaves the copies of one
+    particle in neighbouring slots). ``exclude_deterministic`` keeps the latent sites only."""
+    _require_population(mcmc)
+    samples = mcmc.get_samples(group_by_chain=True)
+    latent = getattr(mcmc.last_state, mcmc.sampler.sample_field)
+    if exclude_deterministic and isinstance(samples, dict) and isinstance(latent, dict):
+        samples = {k: v for k, v in samples.items() if k in latent}
+    return jax.tree.map(lambda a: np.swapaxes(np.asarray(a), 0, 1), samples)
+
+
+def _per_sweep(fields, name, reduce, num_sweeps):
+    """``reduce`` over the particles of extra field ``name`` (N, S) per sweep; nan if absent."""
+    if name not in fields or np.ndim(fields[name]) != 2:
+        return np.full(num_sweeps, np.nan)
+    return reduce(np.asarray(fields[name], np.float64))
+
+
+def sweep_summary(mcmc) -> SweepSummary:
+    """Per-sweep diagnostics of a population kernel's run (see :class:`SweepSummary`)."""
+    _require_population(mcmc)
+    draws, _ = flat_draws(mcmc)  # (N, S, d)
+    fields = mcmc.get_extra_fields(group_by_chain=True)
+    num_sweeps = draws.shape[1]
+    unique = [np.unique(draws[:, s], axis=0).shape[0] for s in range(num_sweeps)]
+    return SweepSummary(
+        log_z=_per_sweep(fields, "log_z", lambda a: a[0], num_sweeps),
+        weight_ess=_per_sweep(fields, "ess", lambda a: a[0], num_sweeps),
+        unique=np.asarray(unique, np.float64),
+        lost=_per_sweep(fields, "lost", lambda a: a.sum(0), num_sweeps),
+        diverging=_per_sweep(fields, "diverging", lambda a: a.sum(0), num_sweeps),
+    )
+
+
+def population_ess(sweeps: SweepSummary) -> float:
+    """Σ over sweeps of min(weight ESS, unique draws); unique draws where the ESS is unknown."""
+    weight = np.where(np.isnan(sweeps.weight_ess), np.inf, sweeps.weight_ess)
+    return float(np.sum(np.minimum(weight, sweeps.unique)))
+
+
+def _log_z_spread(log_z) -> tuple[float, float]:
+    """(combined log Ẑ, sd over sweeps) of per-sweep values; nan where unknown."""
+    x = np.asarray(log_z, np.float64)
+    if np.all(np.isnan(x)):
+        return math.nan, math.nan
+    sd = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+    x = np.where(np.isnan(x), -np.inf, x)  # as combine_log_z: a lost sweep estimates Z = 0
+    top = float(np.max(x))
+    if not math.isfinite(top):
+        return -math.inf, sd
+    return top + math.log(float(np.mean(np.exp(x - top)))), sd
+
+
+def _population_problems(sweeps: SweepSummary, lost_rate: float) -> tuple[str, ...]:
+    problems = []
+    if lost_rate > MAX_LOST_RATE:
+        problems.append(
+            f"{lost_rate:.1%} of the trajectories were lost (non-finite density on the way; "
+            f"more than {MAX_LOST_RATE:.0%}): the draws and log Ẑ only represent the paths "
+            "that avoided those regions"
+        )
+    num_lost_sweeps = int(np.sum(np.isneginf(sweeps.log_z)))
+    if num_lost_sweeps:
+        problems.append(f"{num_lost_sweeps} sweeps lost every particle (log Ẑ = -inf)")
+    return tuple(problems)
+
+
+def population_summary(mcmc, prob=0.9, exclude_deterministic=True) -> PopulationSummary:
+    """Summary of a population (ensemble) kernel's run with its draws grouped by sweep.
+
+    ``mcmc.print_summary()`` and ``az.summary(az.from_numpyro(mcmc))`` take each particle slot
+    as a chain: a slot is not a Markov chain (each sweep starts afresh) and the copies left by
+    resampling count as independent draws there, and with fewer than 4 sweeps NumPyro's split
+    R-hat fails. Here each sweep is a chain of its particles (:func:`sweeps_as_chains`), which
+    works from one sweep on, and the per-sweep diagnostics say how much the population carries.
+    CMCD's ``log_z``, ``ess`` and ``lost`` enter when collected
+    (``mcmc.run(..., extra_fields=("log_z", "ess", "lost"))``). See :class:`PopulationSummary`.
+    """
+    sweeps = sweep_summary(mcmc)
+    ess = population_ess(sweeps)
+    samples = sweeps_as_chains(mcmc, exclude_deterministic)
+    num_particles = jax.tree.leaves(samples)[0].shape[1]
+    sites = numpyro_summary(samples, prob=prob) if num_particles >= 4 else {}
+    for stats in sites.values():
+        stats["n_eff"] = np.minimum(stats["n_eff"], ess)
+    lost_rate = float(np.sum(sweeps.lost)) / (num_particles * sweeps.unique.size)
+    return PopulationSummary(
+        sweeps,
+        num_particles,
+        *_log_z_spread(sweeps.log_z),
+        ess,
+        sites,
+        lost_rate,
+        _population_problems(sweeps, lost_rate),
+    )
+
+
+SWEEP_COLUMNS = (
+    ("log Z", "{:.2f}"),
+    ("ESS(w)", "{:.1f}"),
+    ("unique", "{:.0f}"),
+    ("lost", "{:.0f}"),
+    ("diverging", "{:.0f}"),
+)
+
+
+def _sweep_lines(sweeps: SweepSummary) -> list[str]:
+    cols = np.stack(sweeps)  # (5, S)
+    if cols.shape[1] <= SWEEP_ROWS:
+        rows = [(str(s), cols[:, s]) for s in range(cols.shape[1])]
+    else:
+        with warnings.catch_warnings():  # an all-nan column (field not collected) stays nan
+            warnings.simplefilter("ignore", RuntimeWarning)
+            stats = (("min", np.nanmin), ("median", np.nanmedian), ("max", np.nanmax))
+            rows = [(name, fn(cols, axis=1)) for name, fn in stats]
+    lines = [f"{'sweep':>9}" + "".join(f" {name:>9}" for name, _ in SWEEP_COLUMNS)]
+    for label, row in rows:
+        cells = [fmt.format(v) for (_, fmt), v in zip(SWEEP_COLUMNS, row)]
+        lines.append(f"{label:>9}" + "".join(f" {c:>9}" for c in cells))
+    return lines
+
+
+def _site_lines(sites: dict) -> list[str]:
+    columns = list(next(iter(sites.values())).keys())
+    names, rows = [], []
+    for name, stats in sites.items():
+        for idx in np.ndindex(np.shape(stats["mean"])):
+            names.append(name + (f"[{','.join(map(str, idx))}]" if idx else ""))
+            rows.append([np.asarray(stats[c])[idx] for c in columns])
+    width = max(10, *map(len, names))
+    lines = [f"{'':>{width}}" + "".join(f" {c:>9}" for c in columns)]
+    lines += [f"{n:>{width}}" + "".join(f" {v:>9.2f}" for v in r) for n, r in zip(names, rows)]
+    return lines
+
+
+def format_population_summary(result: PopulationSummary, kernel: str = "population") -> str:
+    """The text :func:`print_population_summary` prints."""
+    sweeps, n = result.sweeps, result.num_particles
+    num_sweeps = sweeps.unique.size
+    lines = [
+        f"{kernel}: {n} particles x {num_sweeps} sweeps; n_eff and r_hat below take each sweep "
+        "as a chain of its particles",
+        "",
+        *_sweep_lines(sweeps),
+        "",
+    ]
+    if not math.isnan(result.log_z):
+        lines.append(f"log Z over sweeps: {result.log_z:.3f} (sd {result.log_z_sd:.3f})")
+    lines.append(
+        f"effective draws <= {result.ess:.0f} of {n * num_sweeps} "
+        "(sum over sweeps of min(ESS(w), unique))"
+    )
+    if result.sites:
+        lines += ["", *_site_lines(result.sites)]
+    lines.append("")
+    if not np.all(np.isnan(sweeps.diverging)):
+        lines.append(f"Number of divergences: {int(np.nansum(sweeps.diverging))}")
+    lines += [f"WARNING: {p}" for p in result.problems]
+    return "\n".join(lines)
+
+
+def print_population_summary(mcmc, prob=0.9, exclude_deterministic=True) -> PopulationSummary:
+    """Print :func:`population_summary`, the population kernels' ``mcmc.print_summary()``: the
+    per-sweep diagnostics, the combined log Ẑ, NumPyro's table with each sweep as a chain, the
+    number of divergences and any problem. Returns the :class:`PopulationSummary`."""
+    result = population_summary(mcmc, prob, exclude_deterministic)
+    print(format_population_summary(result, type(mcmc.sampler).__name__))
     return result

@@ -19,8 +19,10 @@ ANNEAL_FROM = ("gaussian", "prior")
 
 class CMCDKernelState(NamedTuple):
     """The adapter's state plus each sweep's evidence and weight diagnostics, so that
-    ``extra_fields=("log_z", "ess", "log_weights", "loss")`` works; each is (N,) per particle
-    (log_z the same for every particle of a sweep). Fields as in ``ScoreSampleState``."""
+    ``extra_fields=("log_z", "ess", "log_weights", "lost", "loss")`` works; each is (N,) per
+    particle slot. log_z and ess are the sweep's (the same in every slot; −inf and 0 for a sweep
+    that kept no particle); lost: the slot's trajectory was lost within the sweep (see
+    :class:`CMCD`). The other fields as in ``ScoreSampleState``."""
 
     i: jax.Array
     z: Any
@@ -34,16 +36,37 @@ class CMCDKernelState(NamedTuple):
     log_z: jax.Array
     ess: jax.Array
     log_weights: jax.Array
+    lost: jax.Array
     loss: jax.Array
 
     def __getitem__(self, key):
         return state_item(self, key)
 
 
-def _extend(state) -> CMCDKernelState:
-    ss = state.sampler_state
+class SweepStats(NamedTuple):
+    """A sweep's diagnostics per slot (N,): log Ẑ, final Kish ESS, the particles' log weights."""
+
+    log_z: jax.Array
+    ess: jax.Array
+    log_weights: jax.Array
+
+
+def _sweep_stats(ss, kept) -> SweepStats:
+    """The sweep's log Ẑ, ESS and log weights from the sampler state ``ss``, whose slots where
+    ``kept`` is False hold the previous sweep's values (the front kept that slot's old state).
+    A sweep's log Ẑ and ESS are the same in every slot it produced, so one kept slot gives them;
+    with none kept the sweep delivered nothing: log Ẑ −inf (Ẑ = 0, which is how
+    ``combine_log_z`` counts a lost sweep), ESS 0, log weights −inf."""
+    first = jnp.argmax(kept)
+    any_kept = jnp.any(kept)
+    sweep = lambda a, empty: jnp.where(any_kept, jnp.full_like(a, a[first]), empty)
+    log_weights = jnp.where(any_kept, ss.log_weights, -jnp.inf)
+    return SweepStats(sweep(ss.log_z, -jnp.inf), sweep(ss.ess, 0.0), log_weights)
+
+
+def _extend(state, stats: SweepStats, lost) -> CMCDKernelState:
     base = tuple(state)[:9]
-    return CMCDKernelState(*base, ss.log_z, ss.ess, ss.log_weights, ss.loss)
+    return CMCDKernelState(*base, *stats, lost, state.sampler_state.loss)
 
 
 class CMCD(ScoreSampleKernel):
@@ -58,11 +81,30 @@ class CMCD(ScoreSampleKernel):
     coordinates (the warmup's preconditioner; ``inflation`` widens it) annealed along the
     geometric path to the target with Langevin kernels and exact weights, resampled (systematic)
     at block ends when ESS < ``ess_threshold`` · N and at the end. The draws are the resampled
-    particles, so consecutive draws are independent. Extra fields: ``log_z`` (the sweep's log Ẑ
-    of the model's evidence; combine sweeps with ``scoresample.samplers.cmcd.combine_log_z``),
-    ``ess``, ``log_weights``, ``loss`` (control training loss in warmup). ``diverging`` marks
-    the particle slots whose trajectory met a non-finite density (their weight was zero, the
-    resampling replaced them; the draw itself is fine).
+    particles, so consecutive draws are independent.
+
+    Extra fields, per particle slot (N,) and sweep: ``log_z`` (the sweep's log Ẑ of the model's
+    evidence; combine sweeps with ``scoresample.samplers.cmcd.combine_log_z``), ``ess`` (the
+    Kish ESS of the sweep's final weights, in particles), ``log_weights``, ``lost``, ``loss``
+    (control training loss in warmup). ``diverging`` means what it means for NUTS: the draw in
+    that slot is suspect; here, the slot kept its previous sweep's draw because this sweep
+    produced nothing usable there (every particle was lost, or the front's finiteness or energy
+    test failed). ``lost`` marks the slots whose trajectory met a non-finite density or
+    gradient within the sweep: its weight was set to zero and the resampling replaced it, so no
+    draw comes from it. Losses are a property of the population, not of a draw: the weights
+    only cover the paths that avoided those regions (a target defined on part of the space, or
+    steps that overflow), which biases the draws and log Ẑ when many are lost.
+
+    Diagnostics: the particles of one sweep are exchangeable and include resampled copies, and
+    each sweep starts afresh, so a particle slot is not a Markov chain. ``mcmc.print_summary()``
+    and ``az.summary(az.from_numpyro(mcmc))`` take slots as chains, so their n_eff counts copies
+    as independent draws; with fewer than 4 sweeps NumPyro's split R-hat fails
+    (``AssertionError``, as for NumPyro's own ensemble kernels AIES and ESS) and ArviZ returns
+    NaN. The kernel cannot change this: ``MCMC`` stacks the draws as (chains, iterations) and
+    calls the diagnostics itself. ``scoresample.checks.print_population_summary(mcmc)`` groups
+    the draws by sweep instead and reports per sweep log Ẑ, ESS, unique draws, losses and
+    divergences (collect ``extra_fields=("log_z", "ess", "lost")``); ``scoresample.check(mcmc)``
+    tests the run.
 
     Warmup: the adapter's preconditioner (by default Pathfinder from prior draws, see
     :class:`~scoresample.infer.base.ScoreSampleKernel`; Welford windows pooled over the
@@ -157,7 +199,9 @@ class CMCD(ScoreSampleKernel):
         return cmcd.spec(*self._cmcd_args, self._control, self._max_score_norm)
 
     def _make_state(self, *args, **kwargs):
-        return _extend(super()._make_state(*args, **kwargs))
+        state = super()._make_state(*args, **kwargs)
+        ss = state.sampler_state
+        return _extend(state, SweepStats(ss.log_z, ss.ess, ss.log_weights), ss.diverged)
 
     def _sample_state(self, state, model_args, model_kwargs):
         new = super()._sample_state(state, model_args, model_kwargs)
@@ -173,7 +217,22 @@ class CMCD(ScoreSampleKernel):
                 control_params=keep(old.control_params, ss.control_params),
                 opt_state=keep(old.opt_state, ss.opt_state),
             )
-        # A particle lost within the sweep is reported on its slot (ALGORITHMS.md: failure is
-        # visible); the draw in that slot is a resampled, finite particle.
-        new = new._replace(sampler_state=ss, diverging=new.diverging | ss.diverged)
-        return _extend(new)
+        new = new._replace(sampler_state=ss)
+        # ``diverging`` is the front's: the slot kept its previous draw (the whole sweep was lost,
+        # or its particle there failed the front's finiteness or energy test). A trajectory lost
+        # within the sweep had weight zero and was replaced by resampling, so the slot's draw is
+        # fine: that goes to ``lost``. In a kept slot ss.diverged is this sweep's loss flag; a
+        # slot not kept holds the previous sweep's state and lost this sweep's particle anyway.
+        kept = ~new.diverging
+        return _extend(new, _sweep_stats(ss, kept), new.diverging | ss.diverged)
+
+    def get_diagnostics_str(self, state):
+        if state.adapt_state is None:
+            return super().get_diagnostics_str(state)
+        n = state.lost.shape[0]
+        return (
+            f"step size {float(state.adapt_state.step_size):.2e}, "
+            f"log Z {float(state.log_z[0]):.2f}, ESS {float(state.ess[0]):.0f}/{n}, "
+            f"lost {float(jnp.mean(state.lost)):.0%}, "
+            f"diverging {float(jnp.mean(state.diverging)):.0%}"
+        )

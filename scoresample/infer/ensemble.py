@@ -17,6 +17,15 @@ class EnsembleDiffusion(ScoreSampleKernel):
     ``MCMC(..., num_chains=N >= 2, chain_method="vectorized")`` (other chain methods raise a
     ValueError). One MCMC iteration is ONE complete trajectory of the whole population from the
     reference, so consecutive draws are independent given the (frozen) reference.
+    ``diverging`` marks a particle whose trajectory met a non-finite density (or all-zero
+    weights) and which therefore kept its previous draw: that draw is suspect, as for NUTS.
+
+    Diagnostics: a particle slot is not a Markov chain (each iteration starts afresh and the
+    particles interact through the pooled drift), but ``mcmc.print_summary()`` and
+    ``az.summary(az.from_numpyro(mcmc))`` take slots as independent chains; with fewer than 4
+    iterations NumPyro's split R-hat fails (as for its own AIES and ESS kernels).
+    ``scoresample.checks.print_population_summary(mcmc)`` takes each iteration's population as
+    a chain instead (R-hat compares iterations; the spread of their means enters n_eff).
 
     It never evaluates a gradient of the potential (``num_grad_evals`` is 0 every iteration): the
     model's log density may be non-differentiable, e.g. a step-function likelihood or an external

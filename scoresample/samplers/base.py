@@ -9,10 +9,12 @@ on flat (whitened) positions, with its hyper-parameters bound, plus the facts th
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg as jsl
 from jax.flatten_util import ravel_pytree
 
 
@@ -68,6 +70,36 @@ class SamplingAPI:
     def __call__(self, *args, **kwargs):
         return self.as_top_level_api(*args, **kwargs)
 
+    def __post_init__(self):  # help() and inspect.signature() show the algorithm's own
+        object.__setattr__(self, "__signature__", inspect.signature(self.as_top_level_api))
+        object.__setattr__(self, "__doc__", self.as_top_level_api.__doc__)
+
+
+class InverseMass(NamedTuple):
+    """An inverse mass matrix U (a scalar, a diagonal (d,) or a dense (d, d) array) as the
+    three maps a kinetic Langevin step needs: g ↦ U g, ξ ↦ U^{1/2} ξ (Cholesky factor when
+    dense) and the kinetic energy v ↦ vᵀ U⁻¹ v / 2 of a velocity with stationary law N(0, U).
+    A kinetic sampler run with U equals the unit-mass sampler on z = U^{-1/2} x."""
+
+    apply: Callable
+    apply_sqrt: Callable
+    kinetic_energy: Callable
+
+
+def inverse_mass(matrix) -> InverseMass:
+    """:class:`InverseMass` of a scalar, (d,) or (d, d) inverse mass matrix."""
+    u = jnp.asarray(matrix)
+    if u.ndim < 2:
+        return InverseMass(
+            lambda g: u * g, lambda xi: jnp.sqrt(u) * xi, lambda v: 0.5 * jnp.sum(v**2 / u)
+        )
+    chol = jnp.linalg.cholesky(u)
+    return InverseMass(
+        lambda g: u @ g,
+        lambda xi: chol @ xi,
+        lambda v: 0.5 * jnp.sum(jsl.solve_triangular(chol, v, lower=True) ** 2),
+    )
+
 
 def flat_logdensity(logdensity_fn: Callable, unravel_fn: Callable) -> Callable:
     """Turn a log density on pytrees into one on flat arrays."""
@@ -85,13 +117,49 @@ def value_and_grad_finite(logdensity_fn: Callable, x):
     return jnp.where(ok, value, -jnp.inf), jnp.where(ok, grad, jnp.zeros_like(grad))
 
 
+class Standardization(NamedTuple):
+    """x = mean + scale · z on a pytree position's flat form (mean, scale: scalars or (d,)).
+
+    logdensity(z) = log p(mean + scale · z) + Σ log scale is the density of z, with the same
+    normalising constant as p; to_z / to_x map pytree positions both ways."""
+
+    logdensity: Callable
+    to_z: Callable
+    to_x: Callable
+    log_det: Callable  # log |det| of z ↦ x, for a flat position of the right shape
+
+
+def standardization(logdensity_fn: Callable, mean=0.0, scale=1.0) -> Standardization:
+    """The :class:`Standardization` of ``logdensity_fn`` by (mean, scale)."""
+
+    def affine(position, fn):
+        flat, unravel = ravel_pytree(position)
+        m = jnp.broadcast_to(jnp.asarray(mean, flat.dtype), flat.shape)
+        s = jnp.broadcast_to(jnp.asarray(scale, flat.dtype), flat.shape)
+        return unravel(fn(flat, m, s))
+
+    to_z = lambda x: affine(x, lambda f, m, s: (f - m) / s)
+    to_x = lambda z: affine(z, lambda f, m, s: m + s * f)
+
+    def log_det(flat):
+        return jnp.sum(jnp.log(jnp.broadcast_to(jnp.asarray(scale, flat.dtype), flat.shape)))
+
+    return Standardization(
+        lambda z: logdensity_fn(to_x(z)) + log_det(ravel_pytree(z)[0]), to_z, to_x, log_det
+    )
+
+
 def ravel_position(position: Any):
     """Flatten a pytree position; returns (flat array, unravel function)."""
     return ravel_pytree(position)
 
 
 def check_positive(name: str, value, *, allow_zero: bool = False):
-    """Raise a ValueError naming the hyper-parameter unless it is a finite positive number."""
+    """Raise a ValueError naming the hyper-parameter unless it is a finite positive number.
+
+    A traced value (e.g. a step size adapted inside ``jit``) cannot be checked and is passed."""
+    if isinstance(value, jax.core.Tracer):
+        return value
     try:
         v = float(value)
     except (TypeError, ValueError) as err:

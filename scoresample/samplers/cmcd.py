@@ -144,6 +144,10 @@ class CMCDInfo(NamedTuple):
     num_grad_evals: jax.Array
     num_density_evals: jax.Array
 
+    @property
+    def is_divergent(self):  # BlackJAX's name
+        return self.diverging
+
 
 class Trajectory(NamedTuple):
     """What training a control needs from a sweep, per step k = 1..K (leading axis K):
@@ -459,7 +463,7 @@ def validate_params(
 ):
     """Raise ValueError, naming the parameter, for an invalid hyper-parameter."""
     check_positive_int("num_steps", num_steps)
-    if step_size is not None:
+    if step_size is not None and not isinstance(step_size, jax.core.Tracer):
         if np.ndim(step_size) == 0:
             check_positive("step_size", step_size)
         else:

@@ -100,6 +100,10 @@ class EnsembleInfo(NamedTuple):
     num_grad_evals: jax.Array
     num_density_evals: jax.Array
 
+    @property
+    def is_divergent(self):  # BlackJAX's name
+        return self.diverging
+
 
 def validate_params(
     num_steps=DEFAULT_NUM_STEPS, num_samples=DEFAULT_NUM_SAMPLES, estimator="ensemble"

@@ -332,6 +332,10 @@ class MultiscaleInfo(NamedTuple):
     min_ess: jax.Array
     num_resamples: jax.Array
 
+    @property
+    def is_divergent(self):  # BlackJAX's name
+        return self.diverging
+
 
 def init(position, logdensity_fn: Callable) -> MultiscaleState:
     """State at ``position`` (one gradient evaluation, for the front's cost accounting)."""

@@ -51,6 +51,7 @@ from scoresample.samplers.base import (
     check_choice,
     check_positive,
     check_positive_int,
+    standardization,
     value_and_grad_finite,
 )
 from scoresample.score.importance import (
@@ -96,6 +97,10 @@ class RDMCInfo(NamedTuple):
     num_density_evals: jax.Array
     min_ess: jax.Array
     acceptance: jax.Array
+
+    @property
+    def is_divergent(self):  # BlackJAX's name
+        return self.diverging
 
 
 def estimator_params(estimator: str = "langevin", **kw):
@@ -252,6 +257,9 @@ def as_top_level_api(
     grid: str = "geometric",
     estimator: str = "langevin",
     output: str = "sample",
+    *,
+    reference_mean=0.0,
+    reference_scale=1.0,
     **estimator_kwargs,
 ) -> SamplingAlgorithm:
     """BlackJAX-style rdMC: ``alg.init(position)``, ``alg.step(rng_key, state)``.
@@ -259,21 +267,30 @@ def as_top_level_api(
     T: initial noise level (default 3). num_steps: K outer steps (default 32). s_min: final noise
     level (default 0.02). grid: "geometric" (default) or "uniform". estimator: "langevin"
     (default, rdMC) or "importance" (gradient-free). output: "sample" (default), "mean", "noisy".
+    reference_mean, reference_scale (scalars or flat (d,) arrays): the reverse process runs in
+    z = (x - mean) / scale, whose reference is N(0, I); the defaults suit a target of unit scale
+    around the origin, ``scoresample.window_adaptation`` returns them for any other.
     estimator_kwargs: fields of LangevinParams / ImportanceParams (e.g. num_chains=8).
-    The reference is N(0, I): the target should be of roughly unit scale around the origin
-    (whiten it first, as the NumPyro front does).
+    Positions and log densities in the state are the target's (x, log p(x)).
     """
     validate_params(T, num_steps, s_min, grid, estimator, output)
     params = estimator_params(estimator, **estimator_kwargs)
     kernel = build_kernel(estimator, output)
     step0 = getattr(params, "step_size", 1.0)
+    coords = standardization(logdensity_fn, reference_mean, reference_scale)
 
     def init_fn(position, rng_key=None):
         del rng_key
         return init(position, logdensity_fn, num_steps, step0, estimator == "langevin")
 
     def step_fn(rng_key, state):
-        return kernel(rng_key, state, logdensity_fn, T, num_steps, s_min, grid, params)
+        z = coords.to_z(state.position)
+        log_det = coords.log_det(ravel_pytree(z)[0])
+        z_state = state._replace(position=z, logdensity=state.logdensity + log_det)
+        new, info = kernel(rng_key, z_state, coords.logdensity, T, num_steps, s_min, grid, params)
+        return new._replace(
+            position=coords.to_x(new.position), logdensity=new.logdensity - log_det
+        ), info
 
     return SamplingAlgorithm(init_fn, step_fn)
 

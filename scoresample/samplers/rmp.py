@@ -6,9 +6,12 @@ References:
     distributions: randomized midpoint revisited" (the kinetic step written out in
     ALGORITHMS.md §1, with its Brownian integrals drawn on one path).
 
-Kinetic Langevin with friction γ and inverse mass u, targeting p(x) ∝ exp(log p):
-    dx = v dt,  dv = -γ v dt + u ∇log p(x) dt + sqrt(2γu) dB,  invariant p(x) ⊗ N(0, u I).
+Kinetic Langevin with friction γ and inverse mass matrix U, targeting p(x) ∝ exp(log p):
+    dx = v dt,  dv = -γ v dt + U ∇log p(x) dt + sqrt(2γ) U^{1/2} dB,  invariant p(x) ⊗ N(0, U).
 One step costs two gradients: one at the random midpoint, one at the end point (cached).
+U (a scalar, a diagonal or a dense matrix, as BlackJAX's ``inverse_mass_matrix``) makes the
+chain the unit-mass chain of z = U^{-1/2} x: pass the posterior covariance (e.g. from
+``scoresample.window_adaptation``) and the step size of the whitened problem.
 
 Friction: the BlackJAX-style API takes γ (default 1); the NumPyro front tunes it in warmup
 (``scoresample.adapt.friction``: γ = 1/RMS whitened scale, which is ≈ 1 once the preconditioner
@@ -39,6 +42,7 @@ from scoresample.samplers.base import (
     check_choice,
     check_positive,
     check_positive_int,
+    inverse_mass,
     value_and_grad_finite,
 )
 
@@ -60,12 +64,16 @@ class RMPState(NamedTuple):
 class RMPInfo(NamedTuple):
     """diverging: at least one step met a non-finite density or gradient or was unstable
     (num_reflected of them); each such step was undone and the velocity reversed, so the
-    returned state is valid."""
+    returned state is valid. ``is_divergent`` is the same flag under BlackJAX's name."""
 
     diverging: jax.Array
     num_reflected: jax.Array
     num_grad_evals: jax.Array
     num_density_evals: jax.Array
+
+    @property
+    def is_divergent(self):
+        return self.diverging
 
 
 def validate_params(step_size=None, friction=DEFAULT_FRICTION, num_steps=1, variant="kinetic"):
@@ -77,14 +85,15 @@ def validate_params(step_size=None, friction=DEFAULT_FRICTION, num_steps=1, vari
     check_choice("variant", variant, VARIANTS)
 
 
-def init(position, logdensity_fn: Callable, rng_key=None, inverse_mass=1.0) -> RMPState:
-    """Start at ``position`` with velocity ~ N(0, u I) (zero when no rng_key is given)."""
+def init(position, logdensity_fn: Callable, rng_key=None, inverse_mass_matrix=1.0) -> RMPState:
+    """Start at ``position`` with velocity ~ N(0, U) (zero when no rng_key is given)."""
     flat, unravel = ravel_pytree(position)
     ld, grad = value_and_grad_finite(lambda y: logdensity_fn(unravel(y)), flat)
     if rng_key is None:
         velocity = jnp.zeros_like(flat)
     else:
-        velocity = jnp.sqrt(inverse_mass) * jax.random.normal(rng_key, flat.shape, flat.dtype)
+        noise = jax.random.normal(rng_key, flat.shape, flat.dtype)
+        velocity = inverse_mass(inverse_mass_matrix).apply_sqrt(noise).astype(flat.dtype)
     return RMPState(position, unravel(velocity), ld, unravel(grad))
 
 
@@ -94,19 +103,21 @@ def _kinetic_step(key, x, v, g, flat_ld, h, gamma, u):
     a = alpha * h
     w = kinetic_brownian_integrals(key_w, gamma, h, a, x.shape, x.dtype)
     e1a = one_minus_exp_neg(gamma * a) / gamma
-    noise_scale = jnp.sqrt(2.0 * u / gamma)
-    x_mid = x + e1a * v + (u / gamma) * (a - e1a) * g + noise_scale * w.w1
+    noise_scale = jnp.sqrt(2.0 / gamma)
+    ug = u.apply(g)
+    x_mid = x + e1a * v + (a - e1a) / gamma * ug + noise_scale * u.apply_sqrt(w.w1)
     ld_mid, g_mid = value_and_grad_finite(flat_ld, x_mid)
+    ug_mid = u.apply(g_mid)
     x_new = (
         x
         + one_minus_exp_neg(gamma * h) / gamma * v
-        + (u / gamma) * h * one_minus_exp_neg(gamma * (h - a)) * g_mid
-        + noise_scale * w.w2
+        + h / gamma * one_minus_exp_neg(gamma * (h - a)) * ug_mid
+        + noise_scale * u.apply_sqrt(w.w2)
     )
     v_new = (
         jnp.exp(-gamma * h) * v
-        + u * h * jnp.exp(-gamma * (h - a)) * g_mid
-        + jnp.sqrt(2.0 * gamma * u) * w.w3
+        + h * jnp.exp(-gamma * (h - a)) * ug_mid
+        + jnp.sqrt(2.0 * gamma) * u.apply_sqrt(w.w3)
     )
     return x_new, v_new, jnp.isfinite(ld_mid)
 
@@ -116,16 +127,17 @@ def _overdamped_step(key, x, v, g, flat_ld, h, gamma, u):
     key_alpha, key_b = jax.random.split(key)
     alpha = jax.random.uniform(key_alpha, (), x.dtype)
     b_a, b_h = overdamped_brownian_pair(key_b, h, alpha, x.shape, x.dtype)
-    x_mid = x + alpha * h * u * g + jnp.sqrt(2.0 * u) * b_a
+    x_mid = x + alpha * h * u.apply(g) + jnp.sqrt(2.0) * u.apply_sqrt(b_a)
     ld_mid, g_mid = value_and_grad_finite(flat_ld, x_mid)
-    x_new = x + h * u * g_mid + jnp.sqrt(2.0 * u) * b_h
+    x_new = x + h * u.apply(g_mid) + jnp.sqrt(2.0) * u.apply_sqrt(b_h)
     return x_new, v, jnp.isfinite(ld_mid)
 
 
 def max_energy_rise(dim: int):
     """Largest rise of H = -log p(x) + |v|²/(2u) in one step that counts as thermal.
 
-    At stationarity one step changes H by the Ornstein–Uhlenbeck exchange of kinetic energy
+    At stationarity one step changes H = -log p(x) + vᵀU⁻¹v/2 by the Ornstein–Uhlenbeck exchange
+    of kinetic energy
     (variance (1 - e^{-2γh}) ≤ 1 per coordinate, so sd ≤ sqrt(d)) plus a small discretisation
     error; a numerically unstable step (h times the local frequency beyond the integrator's
     stability limit, e.g. non-centred eight schools at tau ≈ 100, where theta's curvature is
@@ -137,9 +149,10 @@ def max_energy_rise(dim: int):
 
 
 def build_kernel(variant: str = "kinetic") -> Callable:
-    """Return kernel(rng_key, state, logdensity_fn, step_size, friction, num_steps, inverse_mass).
+    """Return kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix=1.0,
+    num_steps=1, friction=1.0), BlackJAX's kernel signature (as ``blackjax.hmc``'s).
 
-    ``num_steps`` steps of size ``step_size`` are taken in a lax.scan. A step that meets a
+    ``num_steps`` (static) steps of size ``step_size`` are taken in a lax.scan. A step that meets a
     non-finite density or gradient (at the midpoint or the end point), or raises the energy by
     more than ``max_energy_rise`` (an unstable step), is undone and the velocity reversed, as a
     rejected proposal of generalised HMC is (Horowitz 1991): the chain turns back at the edge of
@@ -147,6 +160,13 @@ def build_kernel(variant: str = "kinetic") -> Callable:
     velocity made that edge sticky: on N(0, 1) cut at x > 1.5 the means of three runs were
     0.63, 0.10, 1.06 against -0.139). ``info.diverging`` flags such a call.
     """
+    if callable(variant):
+        raise ValueError(
+            "rmp.build_kernel takes variant ('kinetic' or 'overdamped'), not an integrator: "
+            "RMP has its own randomized-midpoint step. BlackJAX's window_adaptation needs an "
+            "acceptance rate, which an unadjusted sampler has not; use "
+            "scoresample.window_adaptation(scoresample.rmp, logdensity_fn) instead."
+        )
     check_choice("variant", variant, VARIANTS)
     one_step = _kinetic_step if variant == "kinetic" else _overdamped_step
 
@@ -155,23 +175,22 @@ def build_kernel(variant: str = "kinetic") -> Callable:
         state: RMPState,
         logdensity_fn: Callable,
         step_size,
-        friction=DEFAULT_FRICTION,
+        inverse_mass_matrix=1.0,
         num_steps: int = 1,
-        inverse_mass=1.0,
+        friction=DEFAULT_FRICTION,
     ):
         x, unravel = ravel_pytree(state.position)
         v, _ = ravel_pytree(state.velocity)
         g, _ = ravel_pytree(state.logdensity_grad)
         flat_ld = lambda y: logdensity_fn(unravel(y))
+        u = inverse_mass(inverse_mass_matrix)
 
         def body(carry, key):
             x, v, ld, g, num_reflected = carry
-            x_new, v_new, mid_ok = one_step(
-                key, x, v, g, flat_ld, step_size, friction, inverse_mass
-            )
+            x_new, v_new, mid_ok = one_step(key, x, v, g, flat_ld, step_size, friction, u)
             ld_new, g_new = value_and_grad_finite(flat_ld, x_new)
             ok = mid_ok & jnp.isfinite(ld_new) & jnp.all(jnp.isfinite(v_new))
-            energy = lambda ld, v: jnp.sum(v**2 / inverse_mass) / 2 - ld
+            energy = lambda ld, v: u.kinetic_energy(v) - ld
             ok = ok & (energy(ld_new, v_new) - energy(ld, v) < max_energy_rise(x.shape[-1]))
             keep = lambda new, old: jnp.where(ok, new, old)
             carry = (
@@ -201,25 +220,31 @@ def build_kernel(variant: str = "kinetic") -> Callable:
 def as_top_level_api(
     logdensity_fn: Callable,
     step_size,
-    friction=DEFAULT_FRICTION,
+    inverse_mass_matrix=1.0,
     num_steps: int = 1,
+    *,
+    friction=DEFAULT_FRICTION,
     variant: str = "kinetic",
-    inverse_mass=1.0,
 ) -> SamplingAlgorithm:
     """BlackJAX-style RMP: ``alg.init(position, rng_key)``, ``alg.step(rng_key, state)``.
 
-    step_size: h, no default (for a target of unit scale 0.5–1 works; larger scales need larger h).
-    friction: γ (default 1, measured; see the module docstring). num_steps: steps per ``step``.
-    variant: "kinetic" (default) or "overdamped". inverse_mass: u, a scalar or a flat array.
+    Arguments in ``blackjax.hmc``'s order. step_size: h, no default (0.5–1 for a target of unit
+    scale; may be traced, e.g. adapted inside ``jit``). inverse_mass_matrix: U, a scalar, a flat
+    (d,) diagonal or a dense (d, d) matrix (default 1: the target should then be of unit scale;
+    ``scoresample.window_adaptation`` returns U and h). num_steps: steps per ``step`` (static).
+    friction: γ (default 1, measured; see the module docstring). variant: "kinetic" (default)
+    or "overdamped".
     """
     validate_params(step_size, friction, num_steps, variant)
     kernel = build_kernel(variant)
 
     def init_fn(position, rng_key=None):
-        return init(position, logdensity_fn, rng_key, inverse_mass)
+        return init(position, logdensity_fn, rng_key, inverse_mass_matrix)
 
     def step_fn(rng_key, state):
-        return kernel(rng_key, state, logdensity_fn, step_size, friction, num_steps, inverse_mass)
+        return kernel(
+            rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, num_steps, friction
+        )
 
     return SamplingAlgorithm(init_fn, step_fn)
 
@@ -245,7 +270,7 @@ def spec(friction=None, num_steps: int = 5, variant: str = "kinetic") -> Sampler
         return init(position, logdensity_fn, rng_key)
 
     def step_fn(rng_key, state, logdensity_fn, step_size, friction=fixed):
-        return kernel(rng_key, state, logdensity_fn, step_size, friction, num_steps)
+        return kernel(rng_key, state, logdensity_fn, step_size, 1.0, num_steps, friction)
 
     # A one-step leapfrog of size ε is the MALA proposal x + (ε²/2)∇log p + ε ξ, so for the
     # overdamped variant (drift h ∇log p, noise sqrt(2h)) the matching probe has ε = sqrt(2h).
