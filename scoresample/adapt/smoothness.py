@@ -25,6 +25,7 @@ from the largest jump value, 1.8x from the smallest smooth one).
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -58,13 +59,18 @@ def smoothness_init() -> SmoothnessState:
 
 def smoothness_probe(rng_key, state, logdensity_fn, step=PROBE_STEP):
     """Acceptances min(1, exp(-ΔH)) of one velocity-Verlet step of size ``step`` and of
-    ``step / 2`` from ``state.position`` with the same velocity; 3 gradients."""
+    ``step / 2`` from ``state.position`` with the same velocity; 2 gradients when the state
+    caches the gradient at its position (``logdensity_grad``, as RMP's), else 3."""
     x = state.position
-    ld, grad = jax.value_and_grad(logdensity_fn)(x)
+    cached = getattr(state, "logdensity_grad", None)
+    if cached is None:
+        ld, grad = jax.value_and_grad(logdensity_fn)(x)
+    else:
+        ld, grad = state.logdensity, cached
     accept = lambda h: jnp.minimum(
         1.0, jnp.exp(-leapfrog_energy_error(rng_key, x, ld, grad, logdensity_fn, h))
     ).astype(jnp.float32)
-    return (accept(step), accept(0.5 * step)), jnp.int32(3)
+    return (accept(step), accept(0.5 * step)), jnp.int32(3 if cached is None else 2)
 
 
 def smoothness_update(state: SmoothnessState, acceptance, acceptance_half, active):
@@ -95,8 +101,6 @@ def looks_discontinuous(state: SmoothnessState, logdensity) -> jax.Array:
 def warn_if_discontinuous(flag, ratio, count) -> None:
     """Host callback: the warning, once the warmup's probes are in."""
     if bool(flag):
-        import warnings
-
         warnings.warn(
             f"the log density seems to jump (probe rejection ratio at step vs half step "
             f"{float(ratio):.1f} over {int(count)} warmup probes; about 8 on a smooth density, 2 "

@@ -103,6 +103,15 @@ NUTS_ONLY = {
 }
 
 
+def is_traced(value) -> bool:
+    return isinstance(value, jax.core.Tracer)
+
+
+def as_float(value):
+    """float(value), or the traced value itself (a kernel built inside ``jit``)."""
+    return value if is_traced(value) else float(value)
+
+
 def refuse_unknown(kernel: str, unknown: dict) -> None:
     """ValueError for NumPyro keywords that do not carry over (saying why), TypeError for the
     rest, as Python would."""
@@ -117,7 +126,7 @@ def alias(name: str, value, numpyro_name: str, numpyro_value):
     """``value``, or NumPyro's spelling of it when that one is given (both: ValueError)."""
     if numpyro_value is None:
         return value
-    if value is not None and value is not True:  # True: adapt_preconditioner's default
+    if value is not None:
         raise ValueError(f"give {name} or NumPyro's {numpyro_name}, not both")
     return numpyro_value
 
@@ -299,7 +308,7 @@ class ScoreSampleKernel(MCMCKernel):
         reference="auto",
         reference_scale=None,
         num_paths=DEFAULT_NUM_PATHS,
-        adapt_preconditioner=True,
+        adapt_preconditioner=None,
         dense_mass=None,
         inflation=1.0,
         map_iters=None,
@@ -317,6 +326,7 @@ class ScoreSampleKernel(MCMCKernel):
         adapt_preconditioner = alias(
             "adapt_preconditioner", adapt_preconditioner, "adapt_mass_matrix", adapt_mass_matrix
         )
+        adapt_preconditioner = True if adapt_preconditioner is None else adapt_preconditioner
         if not isinstance(dense_mass, (bool, type(None))):
             raise ValueError(
                 f"dense_mass must be True or False (one dense or diagonal preconditioner for all "
@@ -332,7 +342,7 @@ class ScoreSampleKernel(MCMCKernel):
         if step_size is not None:
             check_positive("step_size", step_size)
         target_accept = self.default_target_accept if target_accept is None else target_accept
-        if not (0.0 < float(target_accept) < 1.0):
+        if not is_traced(target_accept) and not (0.0 < float(target_accept) < 1.0):
             raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
         check_choice("reference", reference, REFERENCES)
         if reference_scale is not None:
@@ -349,9 +359,10 @@ class ScoreSampleKernel(MCMCKernel):
         self._model = model
         self._potential_fn = potential_fn
         self._init_strategy = init_strategy
-        self._step_size = 1.0 if step_size is None else float(step_size)
+        # A kernel built inside jit (NumPyro's consensus-MC pattern) may get traced values.
+        self._step_size = 1.0 if step_size is None else as_float(step_size)
         self._adapt_step_size = bool(adapt_step_size)
-        self._target_accept = float(target_accept)
+        self._target_accept = as_float(target_accept)
         self._preconditioner_arg = preconditioner
         self._preconditioner = "laplace" if preconditioner == "auto" else preconditioner
         if map_iters is None:

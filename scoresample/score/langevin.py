@@ -133,9 +133,10 @@ def validate_langevin_params(
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if form not in FORMS:
         raise ValueError(f"form must be one of {sorted(FORMS)}, got {form!r}")
-    if not (float(step_size) > 0 and math.isfinite(float(step_size))):
+    concrete = lambda v: not isinstance(v, jax.core.Tracer)  # traced: a kernel built in jit
+    if concrete(step_size) and not (float(step_size) > 0 and math.isfinite(float(step_size))):
         raise ValueError(f"step_size must be a finite positive number, got {step_size!r}")
-    if not (0.0 < float(target_accept) < 1.0):
+    if concrete(target_accept) and not (0.0 < float(target_accept) < 1.0):
         raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
     validate_importance_params(num_is_samples, reference_scale, wide_fraction)
 
