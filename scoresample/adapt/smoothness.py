@@ -59,18 +59,13 @@ def smoothness_init() -> SmoothnessState:
 
 def smoothness_probe(rng_key, state, logdensity_fn, step=PROBE_STEP):
     """Acceptances min(1, exp(-ΔH)) of one velocity-Verlet step of size ``step`` and of
-    ``step / 2`` from ``state.position`` with the same velocity; 2 gradients when the state
-    caches the gradient at its position (``logdensity_grad``, as RMP's), else 3."""
+    ``step / 2`` from ``state.position`` with the same velocity; 3 gradients."""
     x = state.position
-    cached = getattr(state, "logdensity_grad", None)
-    if cached is None:
-        ld, grad = jax.value_and_grad(logdensity_fn)(x)
-    else:
-        ld, grad = state.logdensity, cached
+    ld, grad = jax.value_and_grad(logdensity_fn)(x)
     accept = lambda h: jnp.minimum(
         1.0, jnp.exp(-leapfrog_energy_error(rng_key, x, ld, grad, logdensity_fn, h))
     ).astype(jnp.float32)
-    return (accept(step), accept(0.5 * step)), jnp.int32(3 if cached is None else 2)
+    return (accept(step), accept(0.5 * step)), jnp.int32(3)
 
 
 def smoothness_update(state: SmoothnessState, acceptance, acceptance_half, active):

@@ -140,14 +140,10 @@ def warmup_update(
             )
         changed = window_end
     if config.tune_friction:
-        # The window's spread in the coordinates the next window runs in (a triangular solve
-        # of the window's covariance: only at a window's end).
-        def tuned_friction(_):
-            variance = whitened_mean_variance(precond, welford_covariance(welford))
-            tuned = friction_from_variance(variance).astype(friction.dtype)
-            return jnp.where(jnp.isfinite(tuned), tuned, friction)
-
-        friction = jax.lax.cond(window_end, tuned_friction, lambda _: friction, None)
+        # The window's spread in the coordinates the next window runs in.
+        variance = whitened_mean_variance(precond, welford_covariance(welford))
+        tuned = friction_from_variance(variance).astype(friction.dtype)
+        friction = jnp.where(window_end & jnp.isfinite(tuned), tuned, friction)
     if config.adapt_preconditioner or config.tune_friction:
         dense = precond.scale.ndim == 2
         fresh = welford_init(precond.mean.shape[-1], dense, precond.mean.dtype)

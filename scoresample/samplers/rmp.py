@@ -105,13 +105,15 @@ def _kinetic_step(key, x, v, g, flat_ld, h, gamma, u):
     e1a = one_minus_exp_neg(gamma * a) / gamma
     noise_scale = jnp.sqrt(2.0 / gamma)
     ug = u.apply(g)
-    x_mid = x + e1a * v + (a - e1a) / gamma * ug + noise_scale * u.apply_sqrt(w.w1)
+    # Coefficients grouped as (1/γ)·c·(U g), which for U = 1 rounds exactly as the unit-mass
+    # formulas did (chaotic targets, e.g. a 1-D Cauchy, amplify last-bit differences).
+    x_mid = x + e1a * v + (1.0 / gamma) * (a - e1a) * ug + noise_scale * u.apply_sqrt(w.w1)
     ld_mid, g_mid = value_and_grad_finite(flat_ld, x_mid)
     ug_mid = u.apply(g_mid)
     x_new = (
         x
         + one_minus_exp_neg(gamma * h) / gamma * v
-        + h / gamma * one_minus_exp_neg(gamma * (h - a)) * ug_mid
+        + (1.0 / gamma) * h * one_minus_exp_neg(gamma * (h - a)) * ug_mid
         + noise_scale * u.apply_sqrt(w.w2)
     )
     v_new = (
